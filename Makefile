@@ -1,0 +1,26 @@
+# The two set-up commands of the README: `make quickstart` and `make test`.
+# Both create .venv and install the pinned stack first (tools/install.sh).
+VENV ?= .venv
+STAMP := $(VENV)/.recsearch-installed
+BIN := $(VENV)/bin
+
+.PHONY: install quickstart test lint unit
+install: $(STAMP)
+
+$(STAMP): setup.py requirements.txt requirements-dev.txt tools/install.sh
+	bash tools/install.sh --venv $(VENV)
+	touch $(STAMP)
+
+quickstart: $(STAMP)
+	$(BIN)/recsearch quickstart
+
+lint: $(STAMP)
+	$(BIN)/ruff check recsearch tests tools launchers
+	$(BIN)/ruff format --check recsearch tests tools launchers
+	$(BIN)/mypy recsearch
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not integration"
+
+test: lint $(STAMP)
+	$(BIN)/python -m pytest -q

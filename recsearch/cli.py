@@ -1,0 +1,233 @@
+"""The ``recsearch`` command: parses arguments, then calls one function per stage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from recsearch.data.rawio import RawFormatError
+
+_DESCRIPTION = """recsearch: search, train and ship CTR models on TorchRec.
+
+Stages (run `recsearch <stage> --help` for each):
+  synth       generate planted click logs in raw Criteo format (with the true model)
+  preprocess  raw Criteo days (day_N / day_N.gz) -> per-day binary shards
+  convert     a CSV/TSV/parquet table + YAML schema -> the same per-day shards
+  inspect     load a few batches from a shard directory and print a summary
+  quickstart  synth -> preprocess -> load batches, on an embedded default
+"""
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "synth",
+        help="generate planted raw Criteo days",
+        description=(
+            "Write raw Criteo-format days day_0..day_{N-1} from a known teacher model, plus "
+            "truth/teacher.json, truth/day_N_prob.npy (each row's true click probability) and "
+            "truth/bayes.json (each day's Bayes-optimal logloss and AUC)."
+        ),
+    )
+    p.add_argument("--output", required=True, help="directory for the raw days")
+    p.add_argument("--days", type=int, required=True, help="number of days")
+    p.add_argument("--rows-per-day", type=int, default=None, help="rows per day (default: the preset's)")
+    p.add_argument(
+        "--preset",
+        default="small",
+        choices=["tiny", "small", "medium"],
+        help="cardinalities and teacher size (default: small)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed; output is deterministic for it")
+    p.add_argument("--gzip", action="store_true", help="write day_N.gz instead of day_N")
+    p.set_defaults(func=_run_synth)
+
+
+def _run_synth(a: argparse.Namespace) -> None:
+    from recsearch.data.synth_days import synth
+
+    s = synth(a.output, a.days, a.rows_per_day, a.preset, a.seed, a.gzip)
+    print(f"{'day':>4} {'rows':>10} {'ctr':>7} {'bayes logloss':>14} {'bayes auc':>10}")
+    for d in s["days"]:
+        print(
+            f"{d['day']:>4} {d['rows']:>10,} {d['ctr']:>7.4f} "
+            f"{d['bayes_logloss']:>14.5f} {d['bayes_auc']:>10.5f}"
+        )
+
+
+def _add_preprocess(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "preprocess",
+        help="raw Criteo days -> per-day binary shards",
+        description=(
+            "Convert raw Criteo click-log days into day_{d}_{dense,sparse,labels}.npy shards (the layout "
+            "TorchRec's InMemoryBinaryCriteoIterDataPipe reads) plus manifest.json and per-field "
+            "vocabularies. Categorical ids are frequency ranks over --vocab-days (0 = missing, "
+            "1 = rare or unseen); dense values are log1p(max(x, 0)) with missing -> 0. Interrupted runs "
+            "resume: completed days are verified by checksum and skipped."
+        ),
+    )
+    p.add_argument("--input", required=True, help="directory holding day_N or day_N.gz files")
+    p.add_argument("--output", required=True, help="shard directory to write")
+    p.add_argument("--days", default=None, help="days to convert, e.g. 0-23 (default: all found)")
+    p.add_argument(
+        "--vocab-days",
+        default=None,
+        help="days whose values build the vocabularies (default: all --days but the last)",
+    )
+    p.add_argument(
+        "--max-rows-per-table",
+        type=int,
+        default=5_000_000,
+        help="cap on rows per embedding table, reserved ids included (default: 5000000)",
+    )
+    p.add_argument(
+        "--on-bad-line",
+        choices=["error", "skip"],
+        default="error",
+        help="stop at a malformed line (default) or skip and count it",
+    )
+    p.add_argument("--workers", type=int, default=2, help="days processed in parallel (default: 2)")
+    p.set_defaults(func=_run_preprocess)
+
+
+def _run_preprocess(a: argparse.Namespace) -> None:
+    from iopath.common.file_io import g_pathmgr
+
+    from recsearch.data.criteo import format_days, parse_day_file_name, parse_days
+    from recsearch.data.preprocess import PreprocessOptions, preprocess
+
+    if a.days is None:
+        if not g_pathmgr.isdir(a.input):
+            raise ValueError(f"--input {a.input} is not a directory")
+        found = sorted({d for n in g_pathmgr.ls(a.input) if (d := parse_day_file_name(n)) is not None})
+        if not found:
+            raise ValueError(f"{a.input}: no day_N or day_N.gz files found")
+        days = found
+    else:
+        days = parse_days(a.days)
+    vocab_days = parse_days(a.vocab_days) if a.vocab_days else (days[:-1] or days)
+    opts = PreprocessOptions(
+        days=tuple(days),
+        vocab_days=tuple(vocab_days),
+        max_rows_per_table=a.max_rows_per_table,
+        on_bad_line=a.on_bad_line,
+        workers=a.workers,
+    )
+    m = preprocess(a.input, a.output, opts)
+    rows = sum(d["rows"] for d in m["days"].values())
+    print(
+        f"wrote days {format_days(days)} ({rows:,} rows, {m['skipped_lines']} skipped lines) to {a.output}; "
+        f"vocabulary from days {format_days(vocab_days)}, table rows {m['num_embeddings']}"
+    )
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="a table + YAML schema -> per-day shards",
+        description=(
+            "Map the columns of a CSV/TSV/parquet table (optionally joined with side tables) onto the "
+            "per-day shard layout, as described by a YAML schema (see configs/datasets/)."
+        ),
+    )
+    p.add_argument("--schema", required=True, help="YAML schema file")
+    p.add_argument("--output", required=True, help="shard directory to write")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="directory that relative paths in the schema refer to (default: the schema file's directory)",
+    )
+    p.set_defaults(func=_run_convert)
+
+
+def _run_convert(a: argparse.Namespace) -> None:
+    from recsearch.data.tabular import convert_table
+
+    m = convert_table(a.schema, a.output, a.data_root)
+    print(
+        f"wrote {len(m['days'])} days ({sum(d['rows'] for d in m['days'].values()):,} rows) to {a.output}; "
+        f"{len(m['dense_names'])} dense, {len(m['sparse_names'])} sparse features, "
+        f"tables {m['num_embeddings']}"
+    )
+
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="summarize a shard directory",
+        description=("Load a few batches (dense tensor, KeyedJaggedTensor, labels) and print a summary."),
+    )
+    p.add_argument("--data", required=True, help="shard directory")
+    p.add_argument("--days", default=None, help="days to read (default: all)")
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--num-batches", type=int, default=4)
+    p.set_defaults(func=_run_inspect)
+
+
+def _run_inspect(a: argparse.Namespace) -> None:
+    from recsearch.data.criteo import parse_days
+    from recsearch.data.summary import summarize
+
+    days = parse_days(a.days) if a.days else None
+    print(summarize(a.data, days, a.batch_size, a.num_batches))
+
+
+def _add_quickstart(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "quickstart",
+        help="run the main job on an embedded default",
+        description=("synth -> preprocess -> load batches on a small planted dataset, under --workdir."),
+    )
+    p.add_argument("--workdir", default="runs/quickstart", help="where data and results go")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "small", "medium"])
+    p.add_argument("--days", type=int, default=3)
+    p.add_argument("--rows-per-day", type=int, default=20_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_quickstart)
+
+
+def _run_quickstart(a: argparse.Namespace) -> None:
+    from recsearch.quickstart import quickstart
+
+    quickstart(a.workdir, a.preset, a.days, a.rows_per_day, a.seed)
+
+
+_STAGES: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_synth,
+    _add_preprocess,
+    _add_convert,
+    _add_inspect,
+    _add_quickstart,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recsearch", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="stage", metavar="<stage>")
+    for add in _STAGES:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.stage is None:
+        parser.print_help()
+        return 2
+    try:
+        args.func(args)
+    except (ValueError, RawFormatError, FileNotFoundError) as e:
+        print(f"recsearch {args.stage}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"recsearch {args.stage}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

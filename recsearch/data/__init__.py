@@ -1,0 +1,1 @@
+"""Raw click logs -> per-day binary shards -> TorchRec batches."""

@@ -1,0 +1,157 @@
+"""Per-day shards -> TorchRec ``Batch`` (dense, ``KeyedJaggedTensor``, labels).
+
+Rows stream day by day in order, shuffled within each day. Global batches are
+dealt round-robin to ranks with the same batch sizes as TorchRec's
+``InMemoryBinaryCriteoIterDataPipe`` (so every rank runs the same number of
+steps); with ``shuffle=False`` the batches are identical to that datapipe's.
+Shards are memory-mapped: memory does not grow with the number of days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from iopath.common.file_io import g_pathmgr
+from torch.utils.data import IterableDataset
+from torchrec.datasets.utils import Batch
+from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
+from recsearch.data.shards import ShardInfo
+
+
+def batch_plan(total_rows: int, batch_size: int, world_size: int, drop_last: bool) -> list[int]:
+    """Sizes of the global batches, in stream order, as TorchRec's datapipe cuts them.
+
+    Example:
+        >>> batch_plan(10, 4, 1, drop_last=False)
+        [4, 4, 2]
+        >>> batch_plan(10, 2, 3, drop_last=True)
+        [2, 2, 2]
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    full = total_rows // batch_size // world_size * world_size
+    last = np.zeros(world_size, dtype=np.int64)
+    remainder = total_rows % (world_size * batch_size)
+    if not drop_last and remainder > 0:
+        if remainder < world_size:
+            full -= world_size
+            last += batch_size
+        else:
+            last += remainder // world_size
+        last[: remainder % world_size] += 1
+    sizes = [batch_size] * max(full, 0)
+    if last[0] > 0:
+        sizes += [int(x) for x in last]
+    return sizes
+
+
+class ShardBatches(IterableDataset[Batch]):
+    """Batches of one rank over some days of a shard directory.
+
+    Args:
+        root: shard directory (with ``manifest.json``).
+        days: days to read, in this order.
+        batch_size: rows per batch (per rank).
+        rank: this process's rank.
+        world_size: number of ranks sharing the days.
+        shuffle: shuffle rows within each day (seeded by ``seed``, ``epoch``, day).
+        seed: shuffle seed.
+        epoch: changes the shuffle between passes.
+        drop_last: drop the final partial batches.
+
+    Example:
+        >>> batches = ShardBatches("shards/", days=[0, 1], batch_size=512)  # doctest: +SKIP
+        >>> next(iter(batches)).sparse_features.keys()[:2]  # doctest: +SKIP
+        ['cat_0', 'cat_1']
+    """
+
+    def __init__(
+        self,
+        root: str,
+        days: list[int],
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+        epoch: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world size {world_size}")
+        self.info = ShardInfo.load(root)
+        self.info.check_days(days)
+        self.days, self.batch_size = list(days), batch_size
+        self.rank, self.world_size = rank, world_size
+        self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
+        self.keys = self.info.sparse_names
+        self._arrays = [self._open(d) for d in self.days]
+        self._rows = np.array([len(a[2]) for a in self._arrays], dtype=np.int64)
+        self._sizes = batch_plan(int(self._rows.sum()), batch_size, world_size, drop_last)
+
+    def _open(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        arrays = []
+        for kind in ("dense", "sparse", "labels"):
+            path = g_pathmgr.get_local_path(self.info.paths(day, kind))
+            arrays.append(np.load(path, mmap_mode="r"))
+        dense, sparse, labels = arrays
+        rows = self.info.days[day]
+        if not len(dense) == len(sparse) == len(labels) == rows:
+            raise ValueError(
+                f"{self.info.root}: day {day} shards have {len(dense)}/{len(sparse)}/{len(labels)} "
+                f"rows but the manifest says {rows}; re-run preprocessing"
+            )
+        return dense, sparse, labels
+
+    def __len__(self) -> int:
+        return len(self._sizes[self.rank :: self.world_size])
+
+    def _order(self, i: int) -> np.ndarray | None:
+        if not self.shuffle:
+            return None
+        rng = np.random.default_rng([self.seed, self.epoch, self.days[i]])
+        return rng.permutation(int(self._rows[i]))
+
+    def __iter__(self) -> Iterator[Batch]:
+        day_start = np.concatenate([[0], np.cumsum(self._rows)])
+        orders: dict[int, np.ndarray | None] = {}
+        pos = 0
+        for k, size in enumerate(self._sizes):
+            start, pos = pos, pos + size
+            if k % self.world_size != self.rank:
+                continue
+            parts = []
+            first = int(np.searchsorted(day_start, start, side="right") - 1)
+            for i in range(first, len(self.days)):
+                lo, hi = max(start, day_start[i]), min(pos, day_start[i + 1])
+                if lo >= hi:
+                    if day_start[i] >= pos:
+                        break
+                    continue
+                if i not in orders:
+                    orders.clear()
+                    orders[i] = self._order(i)
+                order = orders[i]
+                local = np.arange(lo - day_start[i], hi - day_start[i])
+                rows = local if order is None else np.sort(order[local])
+                parts.append(tuple(a[rows] for a in self._arrays[i]))
+            yield self._to_batch(*(np.concatenate(p) for p in zip(*parts, strict=True)))
+
+    def _to_batch(self, dense: np.ndarray, sparse: np.ndarray, labels: np.ndarray) -> Batch:
+        b = len(labels)
+        n = sparse.shape[1]
+        return Batch(
+            dense_features=torch.from_numpy(dense),
+            sparse_features=KeyedJaggedTensor(
+                keys=self.keys,
+                values=torch.from_numpy(np.ascontiguousarray(sparse.T).reshape(-1)),
+                lengths=torch.ones(n * b, dtype=torch.int32),
+                stride=b,
+                length_per_key=[b] * n,
+                offset_per_key=[b * i for i in range(n + 1)],
+            ),
+            labels=torch.from_numpy(labels.reshape(-1)),
+        )

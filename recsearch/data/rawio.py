@@ -1,0 +1,237 @@
+"""Streaming parser for raw Criteo day files (plain or gzip).
+
+A day file is read in fixed-size byte blocks cut at line ends, so memory stays
+bounded whatever the day size. Each block goes through a fast path (Arrow's
+multi-threaded CSV reader plus vectorized hex decoding); a block that the fast
+path rejects is re-read line by line in Python, which names the first bad line
+(``--on-bad-line error``) or drops and counts bad lines (``skip``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from iopath.common.file_io import g_pathmgr
+
+from recsearch.data.criteo import (
+    HEX_DIGITS,
+    HEX_LUT,
+    MISSING_VALUE,
+    NUM_COLUMNS,
+    NUM_DENSE,
+    NUM_SPARSE,
+    dense_transform,
+)
+
+DEFAULT_BLOCK_BYTES = 16 << 20
+_COLUMN_NAMES = ["label"] + [f"i{i}" for i in range(NUM_DENSE)] + [f"c{i}" for i in range(NUM_SPARSE)]
+_INT64_MAX = 2**63 - 1
+_INT_RE = re.compile(rb"-?[0-9]+")
+
+
+class RawFormatError(ValueError):
+    """A raw day file that cannot be read; the message names file and line."""
+
+
+@dataclass
+class ParsedBlock:
+    """One block of parsed rows.
+
+    ``dense`` holds the transformed dense features (float32, N x 13), ``cats`` the
+    raw categorical values (int64, N x 26; ``MISSING_VALUE`` where empty).
+    """
+
+    labels: np.ndarray
+    dense: np.ndarray
+    cats: np.ndarray
+    skipped: int
+    raw_pos: int = 0  # bytes of the (possibly compressed) file consumed so far
+
+
+def iter_blocks(path: str, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[tuple[bytes, int, int]]:
+    """Yield ``(block, first_line_number, raw_bytes_read)``; blocks end with a newline.
+
+    Raises RawFormatError for an empty file or a truncated/corrupt gzip stream.
+    """
+    with g_pathmgr.open(path, "rb") as raw:
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw  # type: ignore[assignment]
+        carry = b""
+        line_no = 1
+        seen_any = False
+        while True:
+            try:
+                chunk = stream.read(block_bytes)
+            except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+                raise RawFormatError(
+                    f"{path}: gzip stream is truncated or corrupt after line {line_no - 1} "
+                    f"({e}); re-copy or re-download the file"
+                ) from None
+            if not chunk:
+                break
+            seen_any = True
+            data = carry + chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            block, carry = data[: cut + 1], data[cut + 1 :]
+            yield block, line_no, raw.tell()
+            line_no += block.count(b"\n")
+        if not seen_any:
+            raise RawFormatError(f"{path}: file is empty (0 rows); remove it or regenerate the day")
+        if carry:
+            yield carry + b"\n", line_no, raw.tell()
+
+
+_READ_OPTS = dict(column_names=_COLUMN_NAMES)
+_PARSE_OPTS = pacsv.ParseOptions(
+    delimiter="\t", quote_char=False, double_quote=False, escape_char=False, ignore_empty_lines=False
+)
+_CONVERT_OPTS = pacsv.ConvertOptions(
+    column_types={
+        "label": pa.int64(),
+        **{f"i{i}": pa.int64() for i in range(NUM_DENSE)},
+        **{f"c{i}": pa.string() for i in range(NUM_SPARSE)},
+    },
+    null_values=[""],
+    strings_can_be_null=True,
+)
+
+
+class _Reject(Exception):
+    """The fast path cannot vouch for this block."""
+
+
+def _decode_hex_column(col: pa.ChunkedArray) -> np.ndarray:
+    """Arrow string column of 8-digit hex (or null) -> int64 values."""
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    n = len(arr)
+    out = np.full(n, MISSING_VALUE, dtype=np.int64)
+    if n == 0:
+        return out
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4)
+    lengths = np.diff(offsets)
+    present = lengths != 0
+    if not np.all((lengths == 0) | (lengths == HEX_DIGITS)):
+        raise _Reject
+    if not present.any():
+        return out
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    starts = offsets[:-1][present]
+    digits = HEX_LUT[data[starts[:, None] + np.arange(HEX_DIGITS)]]
+    if (digits == 255).any():
+        raise _Reject
+    shifts = np.arange(HEX_DIGITS - 1, -1, -1, dtype=np.int64) * 4
+    out[present] = (digits.astype(np.int64) << shifts).sum(axis=1)
+    return out
+
+
+def _fast_parse(block: bytes) -> ParsedBlock:
+    n_lines = block.count(b"\n")
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(block),
+            read_options=pacsv.ReadOptions(**_READ_OPTS, block_size=max(1 << 20, len(block) // 8 + 1)),
+            parse_options=_PARSE_OPTS,
+            convert_options=_CONVERT_OPTS,
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise _Reject from None
+    if table.num_rows != n_lines:
+        raise _Reject
+    labels_col = table.column("label")
+    if labels_col.null_count:
+        raise _Reject
+    labels = labels_col.to_numpy()
+    if not np.all((labels == 0) | (labels == 1)):
+        raise _Reject
+    ints = np.empty((n_lines, NUM_DENSE), dtype=np.int64)
+    for i in range(NUM_DENSE):
+        ints[:, i] = table.column(f"i{i}").fill_null(0).to_numpy()
+    cats = np.empty((n_lines, NUM_SPARSE), dtype=np.int64)
+    for i in range(NUM_SPARSE):
+        cats[:, i] = _decode_hex_column(table.column(f"c{i}"))
+    return ParsedBlock(
+        labels=labels.astype(np.int32),
+        dense=dense_transform(ints),
+        cats=cats,
+        skipped=0,
+    )
+
+
+def check_line(fields: list[bytes]) -> str | None:
+    """Why a split raw line is malformed, or None when it is well-formed."""
+    if len(fields) != NUM_COLUMNS:
+        return f"expected {NUM_COLUMNS} tab-separated columns, found {len(fields)}"
+    if fields[0] not in (b"0", b"1"):
+        return f"label must be 0 or 1, found {fields[0][:20]!r}"
+    for i in range(NUM_DENSE):
+        f = fields[1 + i]
+        if f:
+            if not _INT_RE.fullmatch(f):
+                return f"integer feature {i} is not an integer: {f[:20]!r}"
+            if not -_INT64_MAX <= int(f) <= _INT64_MAX:
+                return f"integer feature {i} is out of the 64-bit range: {f[:20]!r}"
+    for i in range(NUM_SPARSE):
+        f = fields[1 + NUM_DENSE + i]
+        if f and (len(f) != HEX_DIGITS or (HEX_LUT[np.frombuffer(f, np.uint8)] == 255).any()):
+            return f"categorical feature {i} is not an {HEX_DIGITS}-digit hex string: {f[:20]!r}"
+    return None
+
+
+def _slow_parse(block: bytes, path: str, first_line: int, skip_bad: bool) -> ParsedBlock:
+    good: list[bytes] = []
+    skipped = 0
+    for k, line in enumerate(block.split(b"\n")[:-1]):
+        line = line[:-1] if line.endswith(b"\r") else line
+        reason = check_line(line.split(b"\t"))
+        if reason is None:
+            good.append(line)
+            continue
+        if not skip_bad:
+            raise RawFormatError(
+                f"{path}, line {first_line + k}: {reason} "
+                "(pass --on-bad-line skip to drop and count such lines)"
+            )
+        skipped += 1
+    if good:
+        try:
+            parsed = _fast_parse(b"\n".join(good) + b"\n")
+        except _Reject:
+            raise AssertionError(f"{path}: lines near {first_line} pass validation but not parsing") from None
+    else:
+        parsed = ParsedBlock(
+            labels=np.zeros(0, np.int32),
+            dense=np.zeros((0, NUM_DENSE), np.float32),
+            cats=np.zeros((0, NUM_SPARSE), np.int64),
+            skipped=0,
+        )
+    parsed.skipped = skipped
+    return parsed
+
+
+def parse_block(block: bytes, path: str, first_line: int, skip_bad: bool) -> ParsedBlock:
+    """Parse one newline-terminated block of raw lines."""
+    try:
+        return _fast_parse(block)
+    except _Reject:
+        return _slow_parse(block, path, first_line, skip_bad)
+
+
+def iter_parsed(
+    path: str, skip_bad: bool = False, block_bytes: int = DEFAULT_BLOCK_BYTES
+) -> Iterator[ParsedBlock]:
+    """Parse a whole raw day file block by block."""
+    for block, first_line, raw_pos in iter_blocks(path, block_bytes):
+        parsed = parse_block(block, path, first_line, skip_bad)
+        parsed.raw_pos = raw_pos
+        yield parsed

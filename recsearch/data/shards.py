@@ -1,0 +1,131 @@
+"""The per-day shard directory: manifest, day records, verification.
+
+Every producer (Criteo preprocessing, tabular conversion) writes the same
+layout, so every consumer (loader, trainer, searches) reads one format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from iopath.common.file_io import g_pathmgr
+
+from recsearch.data.criteo import shard_path
+from recsearch.utils.fileio import NpyStreamWriter, file_sha256, read_json, write_json
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SHARD_KINDS = ("dense", "sparse", "labels")
+
+
+def day_record_path(root: str, day: int) -> str:
+    return f"{root.rstrip('/')}/day_{day}.done.json"
+
+
+class DayShardWriter:
+    """Stream one day's dense/sparse/labels arrays into shard files.
+
+    Files get their final names only in :meth:`finish`, which then writes the
+    day's completion record (row count and checksums) last.
+    """
+
+    def __init__(self, root: str, day: int, num_dense: int, num_sparse: int) -> None:
+        self.root, self.day = root, day
+        self._writers = {
+            "dense": NpyStreamWriter(shard_path(root, day, "dense"), np.float32, num_dense),
+            "sparse": NpyStreamWriter(shard_path(root, day, "sparse"), np.int32, num_sparse),
+            "labels": NpyStreamWriter(shard_path(root, day, "labels"), np.int32, 1),
+        }
+
+    def append(self, dense: np.ndarray, sparse: np.ndarray, labels: np.ndarray) -> None:
+        self._writers["dense"].append(dense)
+        self._writers["sparse"].append(sparse)
+        self._writers["labels"].append(labels.reshape(-1, 1))
+
+    @property
+    def rows(self) -> int:
+        return self._writers["labels"].rows
+
+    def finish(self, record: dict[str, Any]) -> dict[str, Any]:
+        for w in self._writers.values():
+            w.close()
+        files = {}
+        for kind in SHARD_KINDS:
+            path = shard_path(self.root, self.day, kind)
+            files[path.rsplit("/", 1)[-1]] = file_sha256(path)
+        record = {**record, "day": self.day, "rows": self.rows, "files": files}
+        write_json(day_record_path(self.root, self.day), record)
+        return record
+
+    def abort(self) -> None:
+        for w in self._writers.values():
+            w.abort()
+
+
+def verified_day_record(root: str, day: int, key: str) -> dict[str, Any] | None:
+    """The day's completion record if it matches ``key`` and its files verify."""
+    path = day_record_path(root, day)
+    if not g_pathmgr.exists(path):
+        return None
+    try:
+        record = read_json(path)
+    except ValueError:
+        return None
+    if record.get("key") != key:
+        return None
+    for name, digest in record.get("files", {}).items():
+        full = f"{root.rstrip('/')}/{name}"
+        if not g_pathmgr.exists(full) or file_sha256(full) != digest:
+            return None
+    return record
+
+
+@dataclass
+class ShardInfo:
+    """What a consumer needs from a shard directory's manifest."""
+
+    root: str
+    days: dict[int, int]  # day -> rows
+    dense_names: list[str]
+    sparse_names: list[str]
+    num_embeddings: list[int]
+    manifest: dict[str, Any]
+
+    @staticmethod
+    def load(root: str) -> ShardInfo:
+        path = f"{root.rstrip('/')}/{MANIFEST}"
+        if not g_pathmgr.exists(path):
+            raise ValueError(
+                f"{root} has no {MANIFEST}: run `recsearch preprocess` (or `recsearch convert`) "
+                "into it first, or let an interrupted run finish"
+            )
+        m = read_json(path)
+        if m.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: shard format version {m.get('format_version')} is not supported "
+                f"(this recsearch reads version {FORMAT_VERSION}); re-run preprocessing"
+            )
+        return ShardInfo(
+            root=root,
+            days={int(d): int(r["rows"]) for d, r in m["days"].items()},
+            dense_names=list(m["dense_names"]),
+            sparse_names=list(m["sparse_names"]),
+            num_embeddings=[int(n) for n in m["num_embeddings"]],
+            manifest=m,
+        )
+
+    def check_days(self, days: list[int]) -> None:
+        missing = [d for d in days if d not in self.days]
+        if missing:
+            raise ValueError(
+                f"{self.root}: day(s) {missing} not in the manifest; available days: {sorted(self.days)}"
+            )
+
+    def paths(self, day: int, kind: str) -> str:
+        return shard_path(self.root, day, kind)
+
+
+def write_manifest(root: str, manifest: dict[str, Any]) -> None:
+    write_json(f"{root.rstrip('/')}/{MANIFEST}", {"format_version": FORMAT_VERSION, **manifest})

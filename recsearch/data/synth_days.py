@@ -1,0 +1,105 @@
+"""Write planted raw Criteo days, their true click probabilities and Bayes limits."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import torch
+from iopath.common.file_io import g_pathmgr
+from torchmetrics.functional.classification import binary_auroc
+from tqdm import tqdm
+
+from recsearch.data.criteo import MISSING_VALUE, NUM_DENSE, NUM_SPARSE, hex_encode
+from recsearch.data.synth import _INT_MISSING, PRESETS, Teacher, make_teacher
+from recsearch.utils.fileio import NpyStreamWriter, atomic_open, write_json
+
+_CHUNK_ROWS = 100_000
+_WRITE_OPTS = dict(include_header=False, delimiter="\t", quoting_style="none")
+
+
+@dataclass
+class DayTruth:
+    day: int
+    rows: int
+    ctr: float
+    bayes_logloss: float
+    bayes_auc: float
+
+
+def _rows_table(labels: np.ndarray, ints: np.ndarray, cats: np.ndarray) -> pa.Table:
+    cols: dict[str, pa.Array] = {"label": pa.array(labels)}
+    for j in range(NUM_DENSE):
+        cols[f"i{j}"] = pa.array(ints[:, j], mask=ints[:, j] == _INT_MISSING)
+    for f in range(NUM_SPARSE):
+        v = cats[:, f]
+        missing = v == MISSING_VALUE
+        hexes = hex_encode(np.where(missing, 0, v)).view("S8").reshape(-1)
+        cols[f"c{f}"] = pa.array(hexes, type=pa.binary(), mask=missing).cast(pa.string())
+    return pa.table(cols)
+
+
+def write_day(
+    out: str, teacher: Teacher, day: int, rows: int, compress: bool, bar: tqdm | None = None
+) -> DayTruth:
+    """Write ``day_{day}`` (or ``.gz``) and ``truth/day_{day}_prob.npy`` atomically."""
+    rng = np.random.default_rng([teacher.seed, 0xDA7, day])
+    name = f"{out}/day_{day}" + (".gz" if compress else "")
+    probs, labels_all = [], []
+    with atomic_open(name) as raw, NpyStreamWriter(f"{out}/truth/day_{day}_prob.npy", np.float32, 1) as pw:
+        sink: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw  # type: ignore[assignment]
+        for start in range(0, rows, _CHUNK_ROWS):
+            n = min(_CHUNK_ROWS, rows - start)
+            ints, cats = teacher.sample(day, n, rng)
+            p = teacher.prob(day, ints, cats)
+            labels = (rng.random(n) < p).astype(np.int8)
+            buf = pa.BufferOutputStream()
+            pacsv.write_csv(_rows_table(labels, ints, cats), buf, pacsv.WriteOptions(**_WRITE_OPTS))
+            sink.write(buf.getvalue().to_pybytes())
+            pw.append(p.astype(np.float32).reshape(-1, 1))
+            probs.append(p)
+            labels_all.append(labels)
+            if bar is not None:
+                bar.update(n)
+        if compress:
+            sink.close()
+    p = np.concatenate(probs)
+    y = np.concatenate(labels_all)
+    return DayTruth(day=day, rows=rows, ctr=float(y.mean()), **bayes_limits(p, y))
+
+
+def bayes_limits(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Logloss and AUC of the true probabilities on the drawn labels."""
+    pc = np.clip(p, 1e-12, 1 - 1e-12)
+    logloss = float(-np.mean(y * np.log(pc) + (1 - y) * np.log(1 - pc)))
+    auc = (
+        float(binary_auroc(torch.from_numpy(p), torch.from_numpy(y.astype(np.int64))))
+        if 0 < y.sum() < len(y)
+        else float("nan")
+    )
+    return {"bayes_logloss": logloss, "bayes_auc": auc}
+
+
+def synth(
+    output: str, days: int, rows_per_day: int | None, preset: str, seed: int, compress: bool = False
+) -> dict[str, Any]:
+    """Generate ``days`` raw days under ``output``; returns the truth summary."""
+    if days < 1:
+        raise ValueError("--days must be >= 1")
+    teacher = make_teacher(preset, seed)
+    rows = rows_per_day if rows_per_day is not None else PRESETS[preset].rows_per_day
+    if rows < 1:
+        raise ValueError("--rows-per-day must be >= 1")
+    g_pathmgr.mkdirs(f"{output}/truth")
+    write_json(f"{output}/truth/teacher.json", teacher.to_json())
+    truths = []
+    with tqdm(total=days * rows, unit=" rows", unit_scale=True, desc="synth", dynamic_ncols=True) as bar:
+        for d in range(days):
+            truths.append(write_day(output, teacher, d, rows, compress, bar))
+    summary = {"preset": preset, "seed": seed, "rows_per_day": rows, "days": [t.__dict__ for t in truths]}
+    write_json(f"{output}/truth/bayes.json", summary)
+    return summary
