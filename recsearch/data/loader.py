@@ -18,7 +18,7 @@ from torch.utils.data import IterableDataset
 from torchrec.datasets.utils import Batch
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
-from recsearch.data.shards import ShardInfo
+from recsearch.data.shards import ShardInfo, jagged_kind
 
 
 def batch_plan(total_rows: int, batch_size: int, world_size: int, drop_last: bool) -> list[int]:
@@ -87,24 +87,36 @@ class ShardBatches(IterableDataset[Batch]):
         self.days, self.batch_size = list(days), batch_size
         self.rank, self.world_size = rank, world_size
         self.shuffle, self.seed, self.epoch = shuffle, seed, epoch
-        self.keys = self.info.sparse_names
+        self.keys = self.info.sparse_names + self.info.jagged_names
         self._arrays = [self._open(d) for d in self.days]
-        self._rows = np.array([len(a[2]) for a in self._arrays], dtype=np.int64)
+        self._rows = np.array([len(a.labels) for a in self._arrays], dtype=np.int64)
         self._sizes = batch_plan(int(self._rows.sum()), batch_size, world_size, drop_last)
 
-    def _open(self, day: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        arrays = []
-        for kind in ("dense", "sparse", "labels"):
-            path = g_pathmgr.get_local_path(self.info.paths(day, kind))
-            arrays.append(np.load(path, mmap_mode="r"))
-        dense, sparse, labels = arrays
+    def _open(self, day: int) -> _DayArrays:
+        def load(kind: str) -> np.ndarray:
+            path = self.info.paths(day, kind)
+            if not g_pathmgr.exists(path):
+                raise ValueError(f"{path} is missing; re-run preprocessing into {self.info.root}")
+            return np.load(g_pathmgr.get_local_path(path), mmap_mode="r")
+
+        arrays = _DayArrays(
+            load("dense"),
+            load("sparse"),
+            load("labels"),
+            [
+                (load(jagged_kind(n, "values")).reshape(-1), load(jagged_kind(n, "lengths")).reshape(-1))
+                for n in self.info.jagged_names
+            ],
+        )
         rows = self.info.days[day]
-        if not len(dense) == len(sparse) == len(labels) == rows:
+        sizes = {len(arrays.dense), len(arrays.sparse), len(arrays.labels), rows}
+        sizes.update(len(j[1]) for j in arrays.jagged)
+        if len(sizes) != 1:
             raise ValueError(
-                f"{self.info.root}: day {day} shards have {len(dense)}/{len(sparse)}/{len(labels)} "
-                f"rows but the manifest says {rows}; re-run preprocessing"
+                f"{self.info.root}: day {day} shards disagree on the row count (manifest: {rows}); "
+                "re-run preprocessing"
             )
-        return dense, sparse, labels
+        return arrays
 
     def __len__(self) -> int:
         return len(self._sizes[self.rank :: self.world_size])
@@ -137,21 +149,53 @@ class ShardBatches(IterableDataset[Batch]):
                 order = orders[i]
                 local = np.arange(lo - day_start[i], hi - day_start[i])
                 rows = local if order is None else np.sort(order[local])
-                parts.append(tuple(a[rows] for a in self._arrays[i]))
-            yield self._to_batch(*(np.concatenate(p) for p in zip(*parts, strict=True)))
+                parts.append(self._arrays[i].take(rows))
+            yield self._to_batch(parts)
 
-    def _to_batch(self, dense: np.ndarray, sparse: np.ndarray, labels: np.ndarray) -> Batch:
-        b = len(labels)
-        n = sparse.shape[1]
+    def _to_batch(self, parts: list[tuple[np.ndarray, ...]]) -> Batch:
+        cols = [np.concatenate(p) if len(parts) > 1 else p[0] for p in zip(*parts, strict=True)]
+        dense, sparse, labels, jagged = cols[0], cols[1], cols[2], cols[3:]
+        b, n = len(labels), sparse.shape[1]
+        values = [np.ascontiguousarray(sparse.T).reshape(-1)]
+        lengths = [np.ones(n * b, dtype=np.int32)]
+        length_per_key = [b] * n
+        for k in range(0, len(jagged), 2):
+            values.append(jagged[k])
+            lengths.append(jagged[k + 1])
+            length_per_key.append(int(jagged[k + 1].sum()))
         return Batch(
             dense_features=torch.from_numpy(dense),
             sparse_features=KeyedJaggedTensor(
                 keys=self.keys,
-                values=torch.from_numpy(np.ascontiguousarray(sparse.T).reshape(-1)),
-                lengths=torch.ones(n * b, dtype=torch.int32),
+                values=torch.from_numpy(np.concatenate(values) if jagged else values[0]),
+                lengths=torch.from_numpy(np.concatenate(lengths) if jagged else lengths[0]),
                 stride=b,
-                length_per_key=[b] * n,
-                offset_per_key=[b * i for i in range(n + 1)],
+                length_per_key=length_per_key,
+                offset_per_key=[0, *np.cumsum(length_per_key).tolist()],
             ),
             labels=torch.from_numpy(labels.reshape(-1)),
         )
+
+
+class _DayArrays:
+    """One day's memory-mapped shard arrays; multi-valued features as (values, lengths)."""
+
+    def __init__(
+        self,
+        dense: np.ndarray,
+        sparse: np.ndarray,
+        labels: np.ndarray,
+        jagged: list[tuple[np.ndarray, np.ndarray]],
+    ) -> None:
+        self.dense, self.sparse, self.labels = dense, sparse, labels
+        self.jagged = [(v, ln, np.concatenate([[0], np.cumsum(ln, dtype=np.int64)])) for v, ln in jagged]
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        out = [self.dense[rows], self.sparse[rows], self.labels[rows]]
+        for values, lengths, offsets in self.jagged:
+            ln = np.asarray(lengths[rows], dtype=np.int32)
+            starts = offsets[rows]
+            # index of every id of the selected rows: start of its row + position within the row
+            idx = np.repeat(starts - np.cumsum(ln) + ln, ln) + np.arange(int(ln.sum()))
+            out += [np.asarray(values[idx], dtype=np.int32), ln]
+        return tuple(out)

@@ -20,6 +20,11 @@ MANIFEST = "manifest.json"
 SHARD_KINDS = ("dense", "sparse", "labels")
 
 
+def jagged_kind(name: str, part: str) -> str:
+    """Shard kind of a multi-valued feature's ``values`` or ``lengths`` file."""
+    return f"mv_{name}_{part}"
+
+
 def day_record_path(root: str, day: int) -> str:
     return f"{root.rstrip('/')}/day_{day}.done.json"
 
@@ -31,18 +36,34 @@ class DayShardWriter:
     day's completion record (row count and checksums) last.
     """
 
-    def __init__(self, root: str, day: int, num_dense: int, num_sparse: int) -> None:
+    def __init__(
+        self, root: str, day: int, num_dense: int, num_sparse: int, jagged: list[str] | None = None
+    ) -> None:
         self.root, self.day = root, day
         self._writers = {
             "dense": NpyStreamWriter(shard_path(root, day, "dense"), np.float32, num_dense),
             "sparse": NpyStreamWriter(shard_path(root, day, "sparse"), np.int32, num_sparse),
             "labels": NpyStreamWriter(shard_path(root, day, "labels"), np.int32, 1),
         }
+        for name in jagged or []:
+            for part in ("values", "lengths"):
+                kind = jagged_kind(name, part)
+                self._writers[kind] = NpyStreamWriter(shard_path(root, day, kind), np.int32, 1)
 
-    def append(self, dense: np.ndarray, sparse: np.ndarray, labels: np.ndarray) -> None:
+    def append(
+        self,
+        dense: np.ndarray,
+        sparse: np.ndarray,
+        labels: np.ndarray,
+        jagged: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        """Append rows; ``jagged`` maps a multi-valued feature to (ids, per-row lengths)."""
         self._writers["dense"].append(dense)
         self._writers["sparse"].append(sparse)
         self._writers["labels"].append(labels.reshape(-1, 1))
+        for name, (values, lengths) in (jagged or {}).items():
+            self._writers[jagged_kind(name, "values")].append(values.reshape(-1, 1))
+            self._writers[jagged_kind(name, "lengths")].append(lengths.reshape(-1, 1))
 
     @property
     def rows(self) -> int:
@@ -52,7 +73,7 @@ class DayShardWriter:
         for w in self._writers.values():
             w.close()
         files = {}
-        for kind in SHARD_KINDS:
+        for kind in self._writers:
             path = shard_path(self.root, self.day, kind)
             files[path.rsplit("/", 1)[-1]] = file_sha256(path)
         record = {**record, "day": self.day, "rows": self.rows, "files": files}
@@ -90,6 +111,7 @@ class ShardInfo:
     days: dict[int, int]  # day -> rows
     dense_names: list[str]
     sparse_names: list[str]
+    jagged_names: list[str]
     num_embeddings: list[int]
     manifest: dict[str, Any]
 
@@ -112,6 +134,7 @@ class ShardInfo:
             days={int(d): int(r["rows"]) for d, r in m["days"].items()},
             dense_names=list(m["dense_names"]),
             sparse_names=list(m["sparse_names"]),
+            jagged_names=list(m.get("multi_valued_names", [])),
             num_embeddings=[int(n) for n in m["num_embeddings"]],
             manifest=m,
         )

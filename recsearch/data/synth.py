@@ -4,9 +4,11 @@ The teacher is a logistic model over exactly what is written to the raw file:
 missingness is drawn first, and a missing field contributes nothing. Its logit is
 
     b + sum_f w_f(v_f) + sum_(f,g) <u_f(v_f), u_g(v_g)>
-      + sum_(f,g,h) sum_k u_f(v_f)_k u_g(v_g)_k u_h(v_h)_k + sum_j beta_j (log1p(x_j) - c_j)
+      + sum_(f,g,h) sum_k u_f(v_f)_k u_g(v_g)_k u_h(v_h)_k + sum_j beta_j log1p(x_j)
 
-where v_f is the written 32-bit categorical value and x_j = max(written int, 0).
+where v_f is the written 32-bit categorical value and x_j = max(written int, 0),
+with a missing integer read as 0 -- exactly the shard value log1p(x_j), so the
+teacher is a function of what a model sees after preprocessing.
 Weights w and latent vectors u are hashed from (seed, field, value) so tables of
 a million values need no storage, and each drifts slowly with the day. So the
 teacher JSON plus the raw rows give every row's click probability, and the
@@ -94,7 +96,6 @@ class Teacher:
     dense_missing_rate: list[float]
     dense_negative_rate: list[float]
     dense_beta: list[float]
-    dense_center: list[float]
     drift_per_day: float
     intercept: float = 0.0
     formula: str = field(default=__doc__ or "")
@@ -149,9 +150,8 @@ class Teacher:
             z += self.triple_scale * (latent[f] * latent[g] * latent[h]).sum(axis=1)
         for j in range(NUM_DENSE):
             if self.dense_beta[j]:
-                x = ints[:, j]
-                lx = np.log1p(np.maximum(x, 0).astype(np.float64))
-                z += np.where(x == _INT_MISSING, 0.0, self.dense_beta[j] * (lx - self.dense_center[j]))
+                x = np.maximum(ints[:, j], 0)  # missing (int64 min) -> 0
+                z += self.dense_beta[j] * np.log1p(x.astype(np.float64))
         return z
 
     def _latent(self, f: int, v: np.ndarray, drift: float) -> np.ndarray:
@@ -221,7 +221,6 @@ def make_teacher(preset_name: str, seed: int) -> Teacher:
         dense_missing_rate=[float(x) for x in rng.uniform(0.0, 0.3, NUM_DENSE)],
         dense_negative_rate=[0.0, 0.03] + [0.0] * (NUM_DENSE - 2),
         dense_beta=[float(x) for x in dense_beta],
-        dense_center=[float(x) for x in log_mean],
         drift_per_day=0.03,
     )
     ints, cats = teacher.sample(0, 20_000, np.random.default_rng([seed, 0xB1A5]))
