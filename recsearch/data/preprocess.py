@@ -42,7 +42,7 @@ from recsearch.data.criteo import (
 from recsearch.data.rawio import DEFAULT_BLOCK_BYTES, RawFormatError, iter_parsed
 from recsearch.data.shards import DayShardWriter, verified_day_record, write_manifest
 from recsearch.data.vocab import FieldCounter, FieldVocab, IdMap
-from recsearch.utils.fileio import read_json, save_npy, write_json
+from recsearch.utils.fileio import read_json, remove_stale_tmp, save_npy, write_json
 
 _FORMAT = "recsearch-criteo-shards-1"
 
@@ -226,6 +226,7 @@ def preprocess(input_dir: str, output_dir: str, options: PreprocessOptions) -> d
     out = output_dir.rstrip("/")
     for sub in ("", "/counts", "/vocab"):
         g_pathmgr.mkdirs(out + sub)
+        remove_stale_tmp(out + sub)
     skip_bad = options.on_bad_line == "skip"
     sizes = {d: _source_id(p)["bytes"] for d, p in files.items()}
     for d, size in sizes.items():

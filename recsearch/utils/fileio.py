@@ -29,6 +29,32 @@ def tmp_name(path: str) -> str:
     return f"{head}/.tmp-{os.getpid()}-{tail}" if head else f".tmp-{os.getpid()}-{tail}"
 
 
+def remove_stale_tmp(directory: str) -> list[str]:
+    """Delete temporaries left in ``directory`` by processes that no longer run."""
+    removed = []
+    if not g_pathmgr.isdir(directory):
+        return removed
+    for name in g_pathmgr.ls(directory):
+        if not name.startswith(".tmp-"):
+            continue
+        pid = name.split("-")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            continue
+        g_pathmgr.rm(f"{directory.rstrip('/')}/{name}")
+        removed.append(name)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def commit(tmp: str, path: str) -> None:
     """Rename a finished temporary file onto its final name (atomic when local)."""
     if _is_local(path):

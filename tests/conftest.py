@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny planted raw days and their shards, made once per session."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+from recsearch.data.preprocess import PreprocessOptions, preprocess
+from recsearch.data.synth_days import synth
+
+warnings.filterwarnings("ignore", message=".*is_fx_tracing.*")
+REPO = Path(__file__).resolve().parents[1]
+MOVIELENS = Path(os.environ.get("RECSEARCH_MOVIELENS", REPO / "data" / "movielens100k"))
+
+
+@pytest.fixture(scope="session")
+def raw_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three tiny planted days in raw Criteo format (seed 11)."""
+    out = tmp_path_factory.mktemp("raw")
+    synth(str(out), days=3, rows_per_day=6000, preset="tiny", seed=11)
+    return out
+
+
+@pytest.fixture(scope="session")
+def shards(raw_days: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("shards")
+    preprocess(str(raw_days), str(out), PreprocessOptions(days=(0, 1, 2), vocab_days=(0, 1), workers=1))
+    return out
+
+
+def write_lines(path: Path, lines: list[str], newline: str = "\n") -> Path:
+    path.write_bytes("".join(line + newline for line in lines).encode())
+    return path
