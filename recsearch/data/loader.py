@@ -9,16 +9,19 @@ Shards are memory-mapped: memory does not grow with the number of days.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 from iopath.common.file_io import g_pathmgr
 from torch.utils.data import IterableDataset
-from torchrec.datasets.utils import Batch
-from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
-from recsearch.data.shards import ShardInfo, jagged_kind
+logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)  # noisy on torchrec import
+from torchrec.datasets.utils import Batch  # noqa: E402
+from torchrec.sparse.jagged_tensor import KeyedJaggedTensor  # noqa: E402
+
+from recsearch.data.shards import ShardInfo, jagged_kind  # noqa: E402
 
 
 def batch_plan(total_rows: int, batch_size: int, world_size: int, drop_last: bool) -> list[int]:
@@ -42,7 +45,9 @@ def batch_plan(total_rows: int, batch_size: int, world_size: int, drop_last: boo
         else:
             last += remainder // world_size
         last[: remainder % world_size] += 1
-    sizes = [batch_size] * max(full, 0)
+    if full < 0:  # fewer rows than ranks: TorchRec's datapipe yields nothing
+        return []
+    sizes = [batch_size] * full
     if last[0] > 0:
         sizes += [int(x) for x in last]
     return sizes

@@ -196,7 +196,9 @@ def _day_of_rows(schema: TableSchema, table: pa.Table) -> tuple[np.ndarray, np.n
 def _keys(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[Any]]:
     """Categorical values -> int64 keys (dictionary indices; MISSING_VALUE for null)
     and the dictionary (the value of each key)."""
-    enc = pc.dictionary_encode(col.cast(pa.string()))
+    strings = col.cast(pa.string())
+    strings = pc.if_else(pc.equal(strings, ""), pa.scalar(None, pa.string()), strings)  # "" is missing
+    enc = pc.dictionary_encode(strings)
     if isinstance(enc, pa.ChunkedArray):
         enc = enc.combine_chunks()
     idx = enc.indices.fill_null(MISSING_VALUE).to_numpy(zero_copy_only=False).astype(np.int64)
