@@ -181,43 +181,59 @@ def load_vocab(out: str) -> list[FieldVocab]:
 
 
 # ---------------------------------------------------------------- driver
+class _Progress:
+    """One progress bar over raw bytes read, with rows and rows/s."""
+
+    def __init__(self, total_bytes: int, desc: str) -> None:
+        self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=desc, dynamic_ncols=True)
+        self.rows = 0
+        self.start = time.monotonic()
+
+    def put(self, item: tuple[int, int]) -> None:
+        nbytes, nrows = item
+        self.rows += nrows
+        self.bar.update(nbytes)
+        rate = self.rows / max(time.monotonic() - self.start, 1e-9)
+        self.bar.set_postfix(rows=f"{self.rows:,}", rows_per_s=f"{rate:,.0f}", refresh=False)
+
+
 def _run_parallel(
     fn: Callable[..., None], jobs: list[tuple[Any, ...]], total_bytes: int, workers: int, desc: str
 ) -> None:
-    """Run ``fn(*job)`` for each job in worker processes with one progress bar."""
+    """Run ``fn(*job)`` for each job, in worker processes when there are several."""
+    global _progress_q
     if not jobs:
         return
-    ctx = mp.get_context("spawn")
-    manager = ctx.Manager()
-    q = manager.Queue()
+    progress = _Progress(total_bytes, desc)
     n = min(workers, len(jobs))
-    threads = max(1, (os.cpu_count() or 1) // n)
-    rows = 0
-    start = time.monotonic()
-    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=desc, dynamic_ncols=True)
     try:
-        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(q, threads)) as pool:
-            pending: set[Future[None]] = {pool.submit(fn, *job) for job in jobs}
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                while True:
-                    try:
-                        nbytes, nrows = q.get_nowait()
-                    except queue.Empty:
-                        break
-                    rows += nrows
-                    bar.update(nbytes)
-                bar.set_postfix(
-                    rows=f"{rows:,}", rows_per_s=f"{rows / max(time.monotonic() - start, 1e-9):,.0f}"
-                )
-                for f in done:
-                    if f.exception() is not None:
-                        for p in pending:
-                            p.cancel()
-                        raise f.exception()  # type: ignore[misc]
+        if n == 1:  # in this process: no start-up cost, and memory is measured where it is used
+            _progress_q = progress
+            for job in jobs:
+                fn(*job)
+            return
+        ctx = mp.get_context("spawn")
+        with ctx.Manager() as manager:
+            q = manager.Queue()
+            init = (q, max(1, (os.cpu_count() or 1) // n))
+            with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=init) as pool:
+                pending: set[Future[None]] = {pool.submit(fn, *job) for job in jobs}
+                while pending:
+                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    while True:
+                        try:
+                            progress.put(q.get_nowait())
+                        except queue.Empty:
+                            break
+                    for f in done:
+                        exc = f.exception()
+                        if exc is not None:
+                            for p in pending:
+                                p.cancel()
+                            raise exc
     finally:
-        bar.close()
-        manager.shutdown()
+        _progress_q = None
+        progress.bar.close()
 
 
 def preprocess(input_dir: str, output_dir: str, options: PreprocessOptions) -> dict[str, Any]:

@@ -170,7 +170,7 @@ def _load_joined(schema: TableSchema, root: str) -> pa.Table:
 def _labels(schema: TableSchema, table: pa.Table) -> np.ndarray:
     col = _column(table, schema.label_column, "label").to_numpy(zero_copy_only=False)
     if schema.label_rule is None:
-        labels = col.astype(np.int64)
+        labels = col.astype(np.float64)
         if not np.isin(labels, (0, 1)).all():
             raise ValueError(
                 f"label column {schema.label_column!r} must hold 0/1; use a rule such as 'x > 3'"

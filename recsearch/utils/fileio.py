@@ -31,7 +31,7 @@ def tmp_name(path: str) -> str:
 
 def remove_stale_tmp(directory: str) -> list[str]:
     """Delete temporaries left in ``directory`` by processes that no longer run."""
-    removed = []
+    removed: list[str] = []
     if not g_pathmgr.isdir(directory):
         return removed
     for name in g_pathmgr.ls(directory):
