@@ -24,7 +24,7 @@ def parse_all(path: Path, skip: bool = False, block_bytes: int = 1 << 20):
     return (
         np.concatenate([b.labels for b in blocks]),
         np.concatenate([b.dense for b in blocks]),
-        np.concatenate([b.cats for b in blocks]),
+        np.concatenate([b.cats() for b in blocks]),
         sum(b.skipped for b in blocks),
     )
 

@@ -38,11 +38,12 @@ from recsearch.data.criteo import (
     SPARSE_NAMES,
     format_days,
     parse_day_file_name,
+    shard_path,
 )
 from recsearch.data.rawio import DEFAULT_BLOCK_BYTES, RawFormatError, iter_parsed
-from recsearch.data.shards import DayShardWriter, verified_day_record, write_manifest
+from recsearch.data.shards import verified_day_record, write_day_record, write_manifest
 from recsearch.data.vocab import FieldCounter, FieldVocab, IdMap
-from recsearch.utils.fileio import read_json, remove_stale_tmp, save_npy, write_json
+from recsearch.utils.fileio import NpyStreamWriter, commit, read_json, remove_stale_tmp, save_npy, write_json
 
 _FORMAT = "recsearch-criteo-shards-1"
 
@@ -121,41 +122,99 @@ def _report(raw_bytes: int, rows: int) -> None:
         _progress_q.put((raw_bytes, rows))
 
 
-def _count_day(path: str, out: str, day: int, skip_bad: bool, block_bytes: int, key: str) -> None:
-    counters = [FieldCounter() for _ in range(NUM_SPARSE)]
+def _parsed_path(out: str, day: int, kind: str) -> str:
+    return f"{out}/parsed/day_{day}_{kind}.npy"
+
+
+def _parse_day(
+    path: str, out: str, day: int, skip_bad: bool, block_bytes: int, key: str, count_key: str | None
+) -> None:
+    """Pass 1: parse a raw day once into binary intermediates (and count its values).
+
+    Writes ``parsed/day_{d}_{dense,labels}.npy`` (final shard content),
+    ``parsed/day_{d}_values.npy`` (uint32 raw categorical values, N x 26) and
+    ``parsed/day_{d}_missing.npy`` (uint32 bitmask of empty fields, N x 1), so the
+    second pass never parses text again.
+    """
+    counters = [FieldCounter() for _ in range(NUM_SPARSE)] if count_key else []
+    writers = {
+        "dense": NpyStreamWriter(_parsed_path(out, day, "dense"), np.float32, NUM_DENSE),
+        "labels": NpyStreamWriter(_parsed_path(out, day, "labels"), np.int32, 1),
+        "values": NpyStreamWriter(_parsed_path(out, day, "values"), np.uint32, NUM_SPARSE),
+        "missing": NpyStreamWriter(_parsed_path(out, day, "missing"), np.uint32, 1),
+    }
+    bits = np.uint32(1) << np.arange(NUM_SPARSE, dtype=np.uint32)
     last = rows = skipped = 0
-    for block in iter_parsed(path, skip_bad, block_bytes):
-        for i, counter in enumerate(counters):
-            counter.add(block.cats[:, i])
-        rows += len(block.labels)
-        skipped += block.skipped
-        _report(block.raw_pos - last, len(block.labels))
-        last = block.raw_pos
-    parts = []
-    for i, counter in enumerate(counters):
-        keys, counts = counter.result()
-        parts.append(np.stack([np.full(len(keys), i, np.int64), keys, counts], axis=1))
-    save_npy(f"{out}/counts/day_{day}.npy", np.concatenate(parts))
-    write_json(f"{out}/counts/day_{day}.json", {"key": key, "rows": rows, "skipped_lines": skipped})
-
-
-def _convert_day(path: str, out: str, day: int, skip_bad: bool, block_bytes: int, key: str) -> None:
-    maps = [IdMap(v) for v in load_vocab(out)]
-    writer = DayShardWriter(out, day, NUM_DENSE, NUM_SPARSE)
-    last = skipped = 0
     try:
         for block in iter_parsed(path, skip_bad, block_bytes):
-            sparse = np.empty(block.cats.shape, np.int32)
-            for i, m in enumerate(maps):
-                sparse[:, i] = m.lookup(block.cats[:, i])
-            writer.append(block.dense, sparse, block.labels)
+            writers["dense"].append(block.dense)
+            writers["labels"].append(block.labels.reshape(-1, 1))
+            writers["values"].append(block.values.T)
+            writers["missing"].append((block.missing * bits[:, None]).sum(axis=0, dtype=np.uint32)[:, None])
+            for i, counter in enumerate(counters):
+                counter.add(block.values[i], block.missing[i])
+            rows += len(block.labels)
             skipped += block.skipped
             _report(block.raw_pos - last, len(block.labels))
             last = block.raw_pos
     except BaseException:
-        writer.abort()
+        for w in writers.values():
+            w.abort()
         raise
-    writer.finish({"key": key, "source": path.rsplit("/", 1)[-1], "skipped_lines": skipped})
+    for w in writers.values():
+        w.close()
+    if count_key:
+        parts = []
+        for i, counter in enumerate(counters):
+            keys, counts = counter.result()
+            parts.append(np.stack([np.full(len(keys), i, np.int64), keys, counts], axis=1))
+        save_npy(f"{out}/counts/day_{day}.npy", np.concatenate(parts))
+        write_json(f"{out}/counts/day_{day}.json", {"key": count_key, "rows": rows, "skipped_lines": skipped})
+    write_json(f"{out}/parsed/day_{day}.json", {"key": key, "rows": rows, "skipped_lines": skipped})
+
+
+_maps_cache: dict[str, list[IdMap]] = {}
+
+
+def _id_maps(out: str, vocab_key: str) -> list[IdMap]:
+    """The vocabulary's id maps, built once per worker process."""
+    if vocab_key not in _maps_cache:
+        _maps_cache.clear()
+        _maps_cache[vocab_key] = [IdMap(v) for v in load_vocab(out)]
+    return _maps_cache[vocab_key]
+
+
+def _finish_day(out: str, day: int, key: str, vocab_key: str, source: str, raw_bytes: int) -> None:
+    """Pass 2: remap a parsed day's values to ids and publish its shards."""
+    maps = _id_maps(out, vocab_key)
+    parsed = read_json(f"{out}/parsed/day_{day}.json")
+    values = np.load(g_pathmgr.get_local_path(_parsed_path(out, day, "values")), mmap_mode="r")
+    missing = np.load(g_pathmgr.get_local_path(_parsed_path(out, day, "missing")), mmap_mode="r")[:, 0]
+    rows = len(values)
+    with NpyStreamWriter(shard_path(out, day, "sparse"), np.int32, NUM_SPARSE) as sparse:
+        for lo in range(0, rows, _REMAP_ROWS):
+            hi = min(rows, lo + _REMAP_ROWS)
+            ids = np.empty((hi - lo, NUM_SPARSE), np.int32)
+            mbits = np.asarray(missing[lo:hi])
+            cols = np.ascontiguousarray(np.asarray(values[lo:hi]).T)  # (26, rows): a field per row
+            for i, m in enumerate(maps):
+                ids[:, i] = m.lookup(cols[i], (mbits >> np.uint32(i)) & np.uint32(1) == 1)
+            sparse.append(ids)
+            _report(raw_bytes * (hi - lo) // max(rows, 1), hi - lo)
+    for kind in ("dense", "labels"):
+        commit(_parsed_path(out, day, kind), shard_path(out, day, kind))
+    write_day_record(
+        out,
+        day,
+        ["dense", "sparse", "labels"],
+        {"key": key, "source": source, "skipped_lines": parsed["skipped_lines"]},
+    )
+    for kind in ("values", "missing"):
+        g_pathmgr.rm(_parsed_path(out, day, kind))
+    g_pathmgr.rm(f"{out}/parsed/day_{day}.json")
+
+
+_REMAP_ROWS = 1 << 20
 
 
 # ---------------------------------------------------------------- vocab files
@@ -240,7 +299,7 @@ def preprocess(input_dir: str, output_dir: str, options: PreprocessOptions) -> d
     """Convert raw days into shards under ``output_dir``; returns the manifest."""
     files = find_day_files(input_dir, options.days)
     out = output_dir.rstrip("/")
-    for sub in ("", "/counts", "/vocab"):
+    for sub in ("", "/counts", "/vocab", "/parsed"):
         g_pathmgr.mkdirs(out + sub)
         remove_stale_tmp(out + sub)
     skip_bad = options.on_bad_line == "skip"
@@ -249,34 +308,40 @@ def preprocess(input_dir: str, output_dir: str, options: PreprocessOptions) -> d
         if size == 0:
             raise RawFormatError(f"{files[d]}: file is empty (0 rows); remove it or regenerate the day")
 
-    # Pass 1: per-day frequency counts of the vocabulary days (cached).
+    # Pass 1: parse each raw day once into binary intermediates; count the vocabulary days.
     count_keys = {d: _key("count", _source_id(files[d]), options.on_bad_line) for d in options.vocab_days}
-    todo = [d for d in options.vocab_days if not _counts_done(out, d, count_keys[d])]
+    vocab_key = _key([count_keys[d] for d in options.vocab_days], options.max_rows_per_table)
+    parse_keys = {d: _key("parse", _source_id(files[d]), options.on_bad_line) for d in options.days}
+    day_keys = {d: _key("day", parse_keys[d], vocab_key) for d in options.days}
+    complete = {d for d in options.days if verified_day_record(out, d, day_keys[d]) is not None}
+    if complete:
+        print(f"days {format_days(sorted(complete))}: already complete and verified, skipped")
+    todo = [
+        d
+        for d in options.days
+        if (d in count_keys and not _done(out, f"counts/day_{d}", count_keys[d]))
+        or (d not in complete and not _done(out, f"parsed/day_{d}", parse_keys[d]))
+    ]
     _run_parallel(
-        _count_day,
-        [(files[d], out, d, skip_bad, options.block_bytes, count_keys[d]) for d in todo],
+        _parse_day,
+        [(files[d], out, d, skip_bad, options.block_bytes, parse_keys[d], count_keys.get(d)) for d in todo],
         sum(sizes[d] for d in todo),
         options.workers,
-        "count vocab days",
+        "parse days",
     )
     vocabs, distinct = _build_vocab(out, options)
     save_vocab(out, vocabs)
 
-    # Pass 2: remap and write shards of every day.
-    vocab_key = _key([count_keys[d] for d in options.vocab_days], options.max_rows_per_table)
-    day_keys = {d: _key("day", _source_id(files[d]), options.on_bad_line, vocab_key) for d in options.days}
-    records = {d: verified_day_record(out, d, day_keys[d]) for d in options.days}
-    todo = [d for d in options.days if records[d] is None]
-    if len(todo) < len(options.days):
-        done = format_days([d for d in options.days if records[d] is not None])
-        print(f"days {done}: already complete and verified, skipped")
+    # Pass 2: remap every incomplete day's values to ids and publish its shards.
+    todo = [d for d in options.days if d not in complete]
     _run_parallel(
-        _convert_day,
-        [(files[d], out, d, skip_bad, options.block_bytes, day_keys[d]) for d in todo],
+        _finish_day,
+        [(out, d, day_keys[d], vocab_key, files[d].rsplit("/", 1)[-1], sizes[d]) for d in todo],
         sum(sizes[d] for d in todo),
         options.workers,
         "write shards",
     )
+    _remove_intermediates(out)
     records = {d: verified_day_record(out, d, day_keys[d]) for d in options.days}
     assert all(records.values()), "a day finished without a valid completion record"
 
@@ -311,13 +376,16 @@ def preprocess(input_dir: str, output_dir: str, options: PreprocessOptions) -> d
     return manifest
 
 
-def _counts_done(out: str, day: int, key: str) -> bool:
-    path = f"{out}/counts/day_{day}.json"
-    return (
-        g_pathmgr.exists(path)
-        and g_pathmgr.exists(f"{out}/counts/day_{day}.npy")
-        and read_json(path).get("key") == key
-    )
+def _done(out: str, stem: str, key: str) -> bool:
+    """Whether ``{stem}.json`` records a finished step with this key."""
+    path = f"{out}/{stem}.json"
+    return g_pathmgr.exists(path) and read_json(path).get("key") == key
+
+
+def _remove_intermediates(out: str) -> None:
+    """Drop pass-1 files of days that are complete (e.g. re-parsed only to recount)."""
+    for name in g_pathmgr.ls(f"{out}/parsed"):
+        g_pathmgr.rm(f"{out}/parsed/{name}")
 
 
 def _build_vocab(out: str, options: PreprocessOptions) -> tuple[list[FieldVocab], list[int]]:

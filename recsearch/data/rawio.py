@@ -12,7 +12,9 @@ from __future__ import annotations
 import gzip
 import re
 import zlib
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
@@ -45,15 +47,21 @@ class RawFormatError(ValueError):
 class ParsedBlock:
     """One block of parsed rows.
 
-    ``dense`` holds the transformed dense features (float32, N x 13), ``cats`` the
-    raw categorical values (int64, N x 26; ``MISSING_VALUE`` where empty).
+    ``dense`` holds the transformed dense features (float32, N x 13); categorical
+    values are field-major: ``values`` (uint32, 26 x N; 0 where empty) and
+    ``missing`` (bool, 26 x N).
     """
 
     labels: np.ndarray
     dense: np.ndarray
-    cats: np.ndarray
+    values: np.ndarray
+    missing: np.ndarray
     skipped: int
     raw_pos: int = 0  # bytes of the (possibly compressed) file consumed so far
+
+    def cats(self) -> np.ndarray:
+        """Categorical values as int64, N x 26, ``MISSING_VALUE`` where empty."""
+        return np.where(self.missing, MISSING_VALUE, self.values.astype(np.int64)).T
 
 
 def iter_blocks(path: str, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[tuple[bytes, int, int]]:
@@ -106,33 +114,45 @@ _CONVERT_OPTS = pacsv.ConvertOptions(
 )
 
 
+def _pair_lut() -> np.ndarray:
+    """Two ASCII hex digits read as one native uint16 -> their byte value (256: invalid)."""
+    codes = np.arange(1 << 16, dtype=np.uint16).view(np.uint8).reshape(-1, 2)  # memory order
+    hi, lo = HEX_LUT[codes[:, 0]].astype(np.uint16), HEX_LUT[codes[:, 1]].astype(np.uint16)
+    return np.where((hi < 16) & (lo < 16), hi * 16 + lo, 256).astype(np.uint16)
+
+
+_PAIR_LUT = _pair_lut()
+
+
 class _Reject(Exception):
     """The fast path cannot vouch for this block."""
 
 
-def _decode_hex_column(col: pa.ChunkedArray) -> np.ndarray:
-    """Arrow string column of 8-digit hex (or null) -> int64 values."""
+def _decode_hex_column(col: pa.ChunkedArray, values: np.ndarray, missing: np.ndarray) -> None:
+    """Decode an Arrow string column of 8-digit hex (or null) into ``values``/``missing``."""
     arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     n = len(arr)
-    out = np.full(n, MISSING_VALUE, dtype=np.int64)
     if n == 0:
-        return out
+        return
     bufs = arr.buffers()
     offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4)
-    lengths = np.diff(offsets)
-    present = lengths != 0
-    if not np.all((lengths == 0) | (lengths == HEX_DIGITS)):
+    np.equal(offsets[1:], offsets[:-1], out=missing)
+    num_present = n - int(missing.sum())
+    if num_present * HEX_DIGITS != offsets[-1] - offsets[0]:
+        raise _Reject  # some value is not exactly 8 characters long
+    values[:] = 0
+    if num_present == 0:
+        return
+    # all present values are 8 bytes, so they lie back to back in the data buffer
+    pairs = np.frombuffer(bufs[2], dtype=np.uint16, count=num_present * 4, offset=int(offsets[0]))
+    decoded = _PAIR_LUT[pairs]  # each pair of hex digits -> its byte value, or 256 if invalid
+    if decoded.max() > 255:
         raise _Reject
-    if not present.any():
-        return out
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    starts = offsets[:-1][present]
-    digits = HEX_LUT[data[starts[:, None] + np.arange(HEX_DIGITS)]]
-    if (digits == 255).any():
-        raise _Reject
-    shifts = np.arange(HEX_DIGITS - 1, -1, -1, dtype=np.int64) * 4
-    out[present] = (digits.astype(np.int64) << shifts).sum(axis=1)
-    return out
+    present = decoded.astype(np.uint8).view(">u4")  # 4 bytes, most significant first
+    if num_present == n:
+        values[:] = present
+    else:
+        values[~missing] = present
 
 
 def _fast_parse(block: bytes) -> ParsedBlock:
@@ -154,17 +174,15 @@ def _fast_parse(block: bytes) -> ParsedBlock:
     labels = labels_col.to_numpy()
     if not np.all((labels == 0) | (labels == 1)):
         raise _Reject
+    values = np.empty((NUM_SPARSE, n_lines), dtype=np.uint32)
+    missing = np.empty((NUM_SPARSE, n_lines), dtype=bool)
+    for i in range(NUM_SPARSE):
+        _decode_hex_column(table.column(f"c{i}"), values[i], missing[i])
     ints = np.empty((n_lines, NUM_DENSE), dtype=np.int64)
     for i in range(NUM_DENSE):
         ints[:, i] = table.column(f"i{i}").fill_null(0).to_numpy()
-    cats = np.empty((n_lines, NUM_SPARSE), dtype=np.int64)
-    for i in range(NUM_SPARSE):
-        cats[:, i] = _decode_hex_column(table.column(f"c{i}"))
     return ParsedBlock(
-        labels=labels.astype(np.int32),
-        dense=dense_transform(ints),
-        cats=cats,
-        skipped=0,
+        labels=labels.astype(np.int32), dense=dense_transform(ints), values=values, missing=missing, skipped=0
     )
 
 
@@ -212,7 +230,8 @@ def _slow_parse(block: bytes, path: str, first_line: int, skip_bad: bool) -> Par
         parsed = ParsedBlock(
             labels=np.zeros(0, np.int32),
             dense=np.zeros((0, NUM_DENSE), np.float32),
-            cats=np.zeros((0, NUM_SPARSE), np.int64),
+            values=np.zeros((NUM_SPARSE, 0), np.uint32),
+            missing=np.zeros((NUM_SPARSE, 0), bool),
             skipped=0,
         )
     parsed.skipped = skipped
@@ -228,10 +247,37 @@ def parse_block(block: bytes, path: str, first_line: int, skip_bad: bool) -> Par
 
 
 def iter_parsed(
-    path: str, skip_bad: bool = False, block_bytes: int = DEFAULT_BLOCK_BYTES
+    path: str,
+    skip_bad: bool = False,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+    threads: int = 2,
 ) -> Iterator[ParsedBlock]:
-    """Parse a whole raw day file block by block."""
-    for block, first_line, raw_pos in iter_blocks(path, block_bytes):
+    """Parse a whole raw day file block by block, in order.
+
+    Up to ``threads`` blocks are parsed concurrently (Arrow and NumPy release the
+    GIL), so reading, parsing and the caller's work on the previous block overlap;
+    at most ``threads + 1`` blocks are in memory at once.
+    """
+
+    def parse(item: tuple[bytes, int, int]) -> ParsedBlock:
+        block, first_line, raw_pos = item
         parsed = parse_block(block, path, first_line, skip_bad)
         parsed.raw_pos = raw_pos
-        yield parsed
+        return parsed
+
+    blocks = iter_blocks(path, block_bytes)
+    if threads <= 1:
+        yield from map(parse, blocks)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque[Future[ParsedBlock]] = deque()
+        try:
+            for item in blocks:
+                pending.append(pool.submit(parse, item))
+                if len(pending) > threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()

@@ -72,17 +72,23 @@ class DayShardWriter:
     def finish(self, record: dict[str, Any]) -> dict[str, Any]:
         for w in self._writers.values():
             w.close()
-        files = {}
-        for kind in self._writers:
-            path = shard_path(self.root, self.day, kind)
-            files[path.rsplit("/", 1)[-1]] = file_sha256(path)
-        record = {**record, "day": self.day, "rows": self.rows, "files": files}
-        write_json(day_record_path(self.root, self.day), record)
-        return record
+        return write_day_record(self.root, self.day, list(self._writers), record)
 
     def abort(self) -> None:
         for w in self._writers.values():
             w.abort()
+
+
+def write_day_record(root: str, day: int, kinds: list[str], record: dict[str, Any]) -> dict[str, Any]:
+    """Mark a day complete: its files' row count and checksums, written last."""
+    files = {}
+    for kind in kinds:
+        path = shard_path(root, day, kind)
+        files[path.rsplit("/", 1)[-1]] = file_sha256(path)
+    labels = np.load(g_pathmgr.get_local_path(shard_path(root, day, "labels")), mmap_mode="r")
+    record = {**record, "day": day, "rows": len(labels), "files": files}
+    write_json(day_record_path(root, day), record)
+    return record
 
 
 def verified_day_record(root: str, day: int, key: str) -> dict[str, Any] | None:

@@ -23,7 +23,7 @@ def value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(values) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     vc = pc.value_counts(pa.array(values))
-    keys = vc.field("values").to_numpy()
+    keys = vc.field("values").to_numpy().astype(np.int64)
     counts = vc.field("counts").to_numpy()
     order = np.argsort(keys, kind="stable")
     return keys[order].astype(np.int64), counts[order].astype(np.int64)
@@ -59,7 +59,10 @@ class FieldCounter:
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_size = 0
 
-    def add(self, values: np.ndarray) -> None:
+    def add(self, values: np.ndarray, missing: np.ndarray | None = None) -> None:
+        """Count ``values``; entries flagged in ``missing`` count as ``MISSING_VALUE``."""
+        if missing is not None and missing.any():
+            values = np.where(missing, MISSING_VALUE, values.astype(np.int64))
         part = value_counts(values)
         self._pending.append(part)
         self._pending_size += len(part[0])
@@ -112,10 +115,12 @@ class FieldVocab:
 
 
 class IdMap:
-    """Vectorized open-addressing hash map from raw values to table ids.
+    """Vectorized open-addressing hash map from raw 32-bit values to table ids.
 
-    O(1) per lookup with linear probing at load factor <= 0.5, so remapping a
-    day costs the same whatever the vocabulary size.
+    Each slot packs ``value << 32 | id`` into one uint64 (0 = empty; ids are >= 2),
+    so a lookup is one gather per probe. Linear probing at load factor <= 0.25
+    (<= 0.5 for tables over a million values) keeps probes near one, so remapping
+    costs the same whatever the vocabulary size.
 
     Example:
         >>> m = IdMap(FieldVocab(values=np.array([40, 9]), counts=np.array([0, 0, 3, 1])))
@@ -123,44 +128,63 @@ class IdMap:
         array([3, 2, 0, 1], dtype=int32)
     """
 
-    _EMPTY = np.int64(-(2**62))
     _MULT = np.uint64(0x9E3779B97F4A7C15)
+    _LOW = np.uint64(0xFFFFFFFF)
 
     def __init__(self, vocab: FieldVocab) -> None:
         n = len(vocab.values)
-        self._bits = max(4, int(np.ceil(np.log2(max(2 * n, 1)))) + 1)
-        size = 1 << self._bits
-        self._mask = np.int64(size - 1)
-        self._keys = np.full(size, self._EMPTY, dtype=np.int64)
-        self._ids = np.full(size, OOV_ID, dtype=np.int32)
+        if n and (vocab.values.min() < 0 or vocab.values.max() >= 2**32):
+            raise ValueError("IdMap keys must be 32-bit unsigned values")
+        spare = 2 if n <= 1 << 20 else 1
+        self._bits = max(4, int(np.ceil(np.log2(max(n, 1)))) + spare)
+        self._mask = np.uint64((1 << self._bits) - 1)
+        self._table = np.zeros(1 << self._bits, dtype=np.uint64)
+        keys = vocab.values.astype(np.uint64)
+        entries = (keys << np.uint64(32)) | np.arange(FIRST_VALUE_ID, FIRST_VALUE_ID + n, dtype=np.uint64)
+        # Insert in rounds; on a contested slot the lowest id (most frequent value) wins,
+        # so heavy hitters of Zipf-skewed data sit in their home slot: one probe each.
         pending = np.arange(n)
-        slot = self._hash(vocab.values)
+        slot = self._hash(keys)
+        winner = np.full(len(self._table), n, dtype=np.int64)
         while len(pending):
             s = slot[pending]
-            free = self._keys[s] == self._EMPTY
+            free = self._table[s] == 0
             cand, cs = pending[free], s[free]
-            self._keys[cs] = vocab.values[cand]  # colliding writes: last one wins
-            won = self._keys[cs] == vocab.values[cand]
-            self._ids[cs[won]] = (FIRST_VALUE_ID + cand[won]).astype(np.int32)
+            np.minimum.at(winner, cs, cand)
+            won = winner[cs] == cand
+            self._table[cs[won]] = entries[cand[won]]
+            winner[cs] = n
             placed = np.zeros(n, dtype=bool)
             placed[cand[won]] = True
             pending = pending[~placed[pending]]
-            slot[pending] = (slot[pending] + 1) & self._mask
+            slot[pending] = (slot[pending] + 1) & int(self._mask)
 
-    def _hash(self, values: np.ndarray) -> np.ndarray:
-        h = values.astype(np.uint64) * self._MULT
-        return (h >> np.uint64(64 - self._bits)).astype(np.int64)
+    def _hash(self, keys: np.ndarray) -> np.ndarray:
+        """Home slots (int64, so indexing needs no conversion) of uint64 keys."""
+        with np.errstate(over="ignore"):
+            return ((keys * self._MULT) >> np.uint64(64 - self._bits)).view(np.int64)
 
-    def lookup(self, values: np.ndarray) -> np.ndarray:
-        """Raw values (``MISSING_VALUE`` for empty) -> int32 ids."""
-        out = np.full(len(values), OOV_ID, dtype=np.int32)
-        out[values == MISSING_VALUE] = MISSING_ID
-        pending = np.flatnonzero(values != MISSING_VALUE)
-        slot = self._hash(values[pending])
-        while len(pending):
-            k = self._keys[slot]
-            hit = k == values[pending]
-            out[pending[hit]] = self._ids[slot[hit]]
-            go_on = ~hit & (k != self._EMPTY)
-            pending, slot = pending[go_on], (slot[go_on] + 1) & self._mask
+    def lookup(self, values: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
+        """Raw values -> int32 ids; ``missing`` (default: ``values == MISSING_VALUE``) -> 0."""
+        if missing is None:
+            missing = values == MISSING_VALUE
+        keys = values.astype(np.uint64)
+        slot = self._hash(keys)
+        mask = int(self._mask)
+        entry = self._table[slot]
+        words = entry.view(np.uint32).reshape(-1, 2)  # little-endian: (id, value)
+        hit = words[:, 1] == values.astype(np.uint32)
+        out = words[:, 0].astype(np.int32)
+        collided = ~hit
+        out[collided] = OOV_ID
+        collided &= entry != 0
+        todo = np.flatnonzero(collided)  # a different value sits in the home slot: probe on
+        while len(todo):
+            slot_t = (slot[todo] + 1) & mask
+            slot[todo] = slot_t
+            entry_t = self._table[slot_t]
+            hit_t = (entry_t >> np.uint64(32)) == keys[todo]
+            out[todo[hit_t]] = (entry_t[hit_t] & self._LOW).astype(np.int32)
+            todo = todo[~hit_t & (entry_t != 0)]
+        out[missing] = MISSING_ID
         return out
