@@ -40,9 +40,9 @@ from recsearch.data.criteo import (
     parse_day_file_name,
     shard_path,
 )
-from recsearch.data.rawio import DEFAULT_BLOCK_BYTES, RawFormatError, iter_parsed
+from recsearch.data.rawio import DEFAULT_BLOCK_BYTES, ParsedBlock, RawFormatError, iter_parsed
 from recsearch.data.shards import verified_day_record, write_day_record, write_manifest
-from recsearch.data.vocab import FieldCounter, FieldVocab, IdMap
+from recsearch.data.vocab import FieldCounter, FieldVocab, IdMap, value_counts_masked
 from recsearch.utils.fileio import NpyStreamWriter, commit, read_json, remove_stale_tmp, save_npy, write_json
 
 _FORMAT = "recsearch-criteo-shards-1"
@@ -144,15 +144,23 @@ def _parse_day(
         "missing": NpyStreamWriter(_parsed_path(out, day, "missing"), np.uint32, 1),
     }
     bits = np.uint32(1) << np.arange(NUM_SPARSE, dtype=np.uint32)
+
+    def pack(block: ParsedBlock) -> tuple[ParsedBlock, np.ndarray, np.ndarray, list[Any]]:
+        """Per-block work done in the parsing threads: storage layout and value counts."""
+        values = np.ascontiguousarray(block.values.T)
+        missing = (block.missing * bits[:, None]).sum(axis=0, dtype=np.uint32)[:, None]
+        counts = [value_counts_masked(block.values[i], block.missing[i]) for i in range(len(counters))]
+        return block, values, missing, counts
+
     last = rows = skipped = 0
     try:
-        for block in iter_parsed(path, skip_bad, block_bytes):
+        for block, values, missing, counts in iter_parsed(path, skip_bad, block_bytes, then=pack):
             writers["dense"].append(block.dense)
             writers["labels"].append(block.labels.reshape(-1, 1))
-            writers["values"].append(block.values.T)
-            writers["missing"].append((block.missing * bits[:, None]).sum(axis=0, dtype=np.uint32)[:, None])
-            for i, counter in enumerate(counters):
-                counter.add(block.values[i], block.missing[i])
+            writers["values"].append(values)
+            writers["missing"].append(missing)
+            for counter, (keys, n) in zip(counters, counts, strict=True):
+                counter.add_counts(keys, n)
             rows += len(block.labels)
             skipped += block.skipped
             _report(block.raw_pos - last, len(block.labels))
@@ -166,8 +174,8 @@ def _parse_day(
     if count_key:
         parts = []
         for i, counter in enumerate(counters):
-            keys, counts = counter.result()
-            parts.append(np.stack([np.full(len(keys), i, np.int64), keys, counts], axis=1))
+            keys, freq = counter.result()
+            parts.append(np.stack([np.full(len(keys), i, np.int64), keys, freq], axis=1))
         save_npy(f"{out}/counts/day_{day}.npy", np.concatenate(parts))
         write_json(f"{out}/counts/day_{day}.json", {"key": count_key, "rows": rows, "skipped_lines": skipped})
     write_json(f"{out}/parsed/day_{day}.json", {"key": key, "rows": rows, "skipped_lines": skipped})

@@ -13,10 +13,10 @@ import gzip
 import re
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -246,31 +246,35 @@ def parse_block(block: bytes, path: str, first_line: int, skip_bad: bool) -> Par
         return _slow_parse(block, path, first_line, skip_bad)
 
 
+T = TypeVar("T")
+
+
 def iter_parsed(
     path: str,
     skip_bad: bool = False,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     threads: int = 2,
-) -> Iterator[ParsedBlock]:
+    then: Callable[[ParsedBlock], T] | None = None,
+) -> Iterator[T]:
     """Parse a whole raw day file block by block, in order.
 
     Up to ``threads`` blocks are parsed concurrently (Arrow and NumPy release the
-    GIL), so reading, parsing and the caller's work on the previous block overlap;
-    at most ``threads + 1`` blocks are in memory at once.
+    GIL), each followed by ``then`` (per-block work of the caller, default: none)
+    in the same thread; at most ``threads + 1`` blocks are in memory at once.
     """
 
-    def parse(item: tuple[bytes, int, int]) -> ParsedBlock:
+    def parse(item: tuple[bytes, int, int]) -> T:
         block, first_line, raw_pos = item
         parsed = parse_block(block, path, first_line, skip_bad)
         parsed.raw_pos = raw_pos
-        return parsed
+        return then(parsed) if then is not None else parsed  # type: ignore[return-value]
 
     blocks = iter_blocks(path, block_bytes)
     if threads <= 1:
         yield from map(parse, blocks)
         return
     with ThreadPoolExecutor(threads) as pool:
-        pending: deque[Future[ParsedBlock]] = deque()
+        pending: deque[Future[T]] = deque()
         try:
             for item in blocks:
                 pending.append(pool.submit(parse, item))

@@ -19,29 +19,40 @@ from recsearch.data.criteo import FIRST_VALUE_ID, MISSING_ID, MISSING_VALUE, OOV
 
 
 def value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values (sorted) and their counts, by hashing (O(n))."""
+    """Distinct values (in no particular order) and their counts, by hashing (O(n))."""
     if len(values) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     vc = pc.value_counts(pa.array(values))
-    keys = vc.field("values").to_numpy().astype(np.int64)
-    counts = vc.field("counts").to_numpy()
-    order = np.argsort(keys, kind="stable")
-    return keys[order].astype(np.int64), counts[order].astype(np.int64)
+    return vc.field("values").to_numpy().astype(np.int64), vc.field("counts").to_numpy().astype(np.int64)
 
 
-def merge_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Sum several (keys, counts) tables into one, keys sorted."""
+def value_counts_masked(values: np.ndarray, missing: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`value_counts`, with entries flagged in ``missing`` counted as ``MISSING_VALUE``."""
+    if missing is not None and missing.any():
+        values = np.where(missing, MISSING_VALUE, values.astype(np.int64))
+    return value_counts(values)
+
+
+def merge_counts(
+    parts: list[tuple[np.ndarray, np.ndarray]], sort: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum several (keys, counts) tables into one (keys sorted if ``sort``)."""
     parts = [p for p in parts if len(p[0])]
     if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if len(parts) == 1:
-        return parts[0]
-    table = pa.table({"k": np.concatenate([p[0] for p in parts]), "c": np.concatenate([p[1] for p in parts])})
-    grouped = table.group_by("k").aggregate([("c", "sum")])
-    keys = grouped.column("k").to_numpy()
-    counts = grouped.column("c_sum").to_numpy()
-    order = np.argsort(keys, kind="stable")
-    return keys[order].astype(np.int64), counts[order].astype(np.int64)
+        keys, counts = parts[0]
+    else:
+        table = pa.table(
+            {"k": np.concatenate([p[0] for p in parts]), "c": np.concatenate([p[1] for p in parts])}
+        )
+        grouped = table.group_by("k").aggregate([("c", "sum")])
+        keys = grouped.column("k").to_numpy().astype(np.int64)
+        counts = grouped.column("c_sum").to_numpy().astype(np.int64)
+    if sort:
+        order = np.argsort(keys, kind="stable")
+        keys, counts = keys[order], counts[order]
+    return keys, counts
 
 
 class FieldCounter:
@@ -61,13 +72,7 @@ class FieldCounter:
 
     def add(self, values: np.ndarray, missing: np.ndarray | None = None) -> None:
         """Count ``values``; entries flagged in ``missing`` count as ``MISSING_VALUE``."""
-        if missing is not None and missing.any():
-            values = np.where(missing, MISSING_VALUE, values.astype(np.int64))
-        part = value_counts(values)
-        self._pending.append(part)
-        self._pending_size += len(part[0])
-        if self._pending_size > max(1 << 20, len(self._total[0])):
-            self._flush()
+        self.add_counts(*value_counts_masked(values, missing))
 
     def add_counts(self, keys: np.ndarray, counts: np.ndarray) -> None:
         self._pending.append((keys, counts))
@@ -80,7 +85,9 @@ class FieldCounter:
         self._pending, self._pending_size = [], 0
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
-        self._flush()
+        """Distinct values, sorted, and their counts."""
+        self._total = merge_counts([self._total, *self._pending], sort=True)
+        self._pending, self._pending_size = [], 0
         return self._total
 
 
