@@ -43,7 +43,15 @@ from recsearch.data.criteo import (
 from recsearch.data.rawio import DEFAULT_BLOCK_BYTES, ParsedBlock, RawFormatError, iter_parsed
 from recsearch.data.shards import verified_day_record, write_day_record, write_manifest
 from recsearch.data.vocab import FieldCounter, FieldVocab, IdMap, value_counts_masked
-from recsearch.utils.fileio import NpyStreamWriter, commit, read_json, remove_stale_tmp, save_npy, write_json
+from recsearch.utils.fileio import (
+    NpyStreamWriter,
+    commit,
+    iter_npy_rows,
+    read_json,
+    remove_stale_tmp,
+    save_npy,
+    write_json,
+)
 
 _FORMAT = "recsearch-criteo-shards-1"
 
@@ -196,19 +204,21 @@ def _finish_day(out: str, day: int, key: str, vocab_key: str, source: str, raw_b
     """Pass 2: remap a parsed day's values to ids and publish its shards."""
     maps = _id_maps(out, vocab_key)
     parsed = read_json(f"{out}/parsed/day_{day}.json")
-    values = np.load(g_pathmgr.get_local_path(_parsed_path(out, day, "values")), mmap_mode="r")
-    missing = np.load(g_pathmgr.get_local_path(_parsed_path(out, day, "missing")), mmap_mode="r")[:, 0]
-    rows = len(values)
+    rows = int(parsed["rows"])
+    chunks = zip(
+        iter_npy_rows(_parsed_path(out, day, "values"), _REMAP_ROWS),
+        iter_npy_rows(_parsed_path(out, day, "missing"), _REMAP_ROWS),
+        strict=True,
+    )
     with NpyStreamWriter(shard_path(out, day, "sparse"), np.int32, NUM_SPARSE) as sparse:
-        for lo in range(0, rows, _REMAP_ROWS):
-            hi = min(rows, lo + _REMAP_ROWS)
-            ids = np.empty((hi - lo, NUM_SPARSE), np.int32)
-            mbits = np.asarray(missing[lo:hi])
-            cols = np.ascontiguousarray(np.asarray(values[lo:hi]).T)  # (26, rows): a field per row
+        for values, missing in chunks:
+            ids = np.empty(values.shape, np.int32)
+            mbits = missing[:, 0]
+            cols = np.ascontiguousarray(values.T)  # (26, rows): a field per row
             for i, m in enumerate(maps):
                 ids[:, i] = m.lookup(cols[i], (mbits >> np.uint32(i)) & np.uint32(1) == 1)
             sparse.append(ids)
-            _report(raw_bytes * (hi - lo) // max(rows, 1), hi - lo)
+            _report(raw_bytes * len(ids) // max(rows, 1), len(ids))
     for kind in ("dense", "labels"):
         commit(_parsed_path(out, day, kind), shard_path(out, day, kind))
     write_day_record(

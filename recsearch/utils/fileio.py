@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import numpy as np
 from iopath.common.file_io import NativePathHandler, g_pathmgr
+from numpy.lib import format as npy_format
 
 _NPY_HEADER_BYTES = 128  # fixed, so the shape can be patched in after streaming
 
@@ -104,13 +105,33 @@ def file_sha256(path: str) -> str:
 
 
 def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
-    d = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    d = {"descr": npy_format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     body = repr(d).encode("latin1")
     prefix = b"\x93NUMPY\x01\x00"
     pad = _NPY_HEADER_BYTES - len(prefix) - 2 - len(body) - 1
     assert pad >= 0, "shape too long for the fixed .npy header"
     header_len = _NPY_HEADER_BYTES - len(prefix) - 2
     return prefix + header_len.to_bytes(2, "little") + body + b" " * pad + b"\n"
+
+
+def iter_npy_rows(path: str, chunk_rows: int) -> Iterator[np.ndarray]:
+    """Read a 2-D ``.npy`` in chunks of rows with plain reads (no memory map, whose
+    touched pages would count toward resident memory for the whole file)."""
+    with g_pathmgr.open(path, "rb") as f:
+        version = npy_format.read_magic(f)
+        read_header = (
+            npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(f)
+        if fortran or len(shape) != 2:
+            raise ValueError(f"{path}: expected a C-ordered 2-D array, got shape {shape}")
+        rows, width = shape
+        for lo in range(0, rows, chunk_rows):
+            n = min(chunk_rows, rows - lo)
+            buf = f.read(n * width * dtype.itemsize)
+            if len(buf) != n * width * dtype.itemsize:
+                raise ValueError(f"{path} is truncated")
+            yield np.frombuffer(buf, dtype=dtype).reshape(n, width)
 
 
 class NpyStreamWriter:
