@@ -232,7 +232,7 @@ def _finish_day(out: str, day: int, key: str, vocab_key: str, source: str, raw_b
     g_pathmgr.rm(f"{out}/parsed/day_{day}.json")
 
 
-_REMAP_ROWS = 1 << 20
+_REMAP_ROWS = 1 << 18
 
 
 # ---------------------------------------------------------------- vocab files

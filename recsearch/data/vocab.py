@@ -77,7 +77,7 @@ class FieldCounter:
     def add_counts(self, keys: np.ndarray, counts: np.ndarray) -> None:
         self._pending.append((keys, counts))
         self._pending_size += len(keys)
-        if self._pending_size > max(1 << 20, len(self._total[0])):
+        if self._pending_size > max(1 << 17, len(self._total[0])):
             self._flush()
 
     def _flush(self) -> None:
