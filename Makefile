@@ -22,5 +22,8 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not integration"
 
-test: lint $(STAMP)
+data/movielens100k/MovieLens100k_data.parquet.brotli: tools/fetch_movielens.sh $(STAMP)
+	PYTHON=$(BIN)/python bash tools/fetch_movielens.sh
+
+test: lint $(STAMP) data/movielens100k/MovieLens100k_data.parquet.brotli
 	$(BIN)/python -m pytest -q
