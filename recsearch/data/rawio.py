@@ -33,7 +33,7 @@ from recsearch.data.criteo import (
     dense_transform,
 )
 
-DEFAULT_BLOCK_BYTES = 16 << 20
+DEFAULT_BLOCK_BYTES = 8 << 20
 _COLUMN_NAMES = ["label"] + [f"i{i}" for i in range(NUM_DENSE)] + [f"c{i}" for i in range(NUM_SPARSE)]
 _INT64_MAX = 2**63 - 1
 _INT_RE = re.compile(rb"-?[0-9]+")
