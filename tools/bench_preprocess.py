@@ -5,7 +5,7 @@
 Generates one raw day with `recsearch synth` (Zipf-skewed values), then converts it
   * with TorchRec: BinaryCriteoUtils.tsv_to_npys followed by sparse_to_contiguous;
   * with recsearch: the preprocess stage (vocabulary pass + shard pass), one worker;
-each in a fresh subprocess, so peak RSS (ru_maxrss) belongs to that converter alone.
+each in a fresh subprocess, so peak RSS (VmHWM) belongs to that converter alone.
 Prints rows/s and peak RSS of each and their ratio, and recsearch's peak RSS on a
 larger day (--scale-rows) to show memory does not grow with the day size.
 """
@@ -24,9 +24,12 @@ from pathlib import Path
 
 
 def _peak_rss_mb() -> float:
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it is not
+    inherited from the parent across fork + exec), plus its children's peak."""
+    with open("/proc/self/status") as f:
+        hwm_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(self_kb, child_kb) / 1024
+    return (hwm_kb + child_kb) / 1024
 
 
 def run_torchrec(raw: str, out: str) -> dict:
