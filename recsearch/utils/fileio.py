@@ -156,7 +156,7 @@ class NpyStreamWriter:
     def append(self, rows: np.ndarray) -> None:
         if rows.ndim != 2 or rows.shape[1] != self.width:
             raise ValueError(f"expected rows of width {self.width}, got shape {rows.shape}")
-        self._f.write(memoryview(np.ascontiguousarray(rows, dtype=self.dtype)).cast("B"))
+        self._f.write(np.ascontiguousarray(rows, dtype=self.dtype).data)
         self.rows += len(rows)
 
     def close(self) -> None:
