@@ -1,0 +1,66 @@
+"""Every operator: shapes, FX tracing and TorchScript, and the numerics its paper defines."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import fx
+
+from recsearch.ops import Shapes, create_op, list_ops, op_spec
+from recsearch.ops.dense import FM, CrossNet, DotProduct
+
+SHAPES = Shapes(dense_in=12, num_fields=5, emb_dim=8, dense_out=6, fields_out=3, dim_out=4)
+
+
+@pytest.mark.parametrize("name", list_ops())
+def test_op_shapes_fx_and_script(name: str) -> None:
+    torch.manual_seed(0)
+    op = create_op(name, SHAPES).eval()
+    dense, sparse = torch.randn(7, 12), torch.randn(7, 5, 8)
+    out = op(dense, sparse)
+    if op_spec(name).output == "dense":
+        assert out.shape == (7, 6)
+    else:
+        assert out.shape == (7, 3, 4)
+    traced = fx.symbolic_trace(op)
+    torch.testing.assert_close(traced(dense, sparse), out)
+    scripted = torch.jit.script(op)
+    torch.testing.assert_close(scripted(dense, sparse), out)
+    # gradients reach every parameter
+    op.train()
+    op(dense, sparse).sum().backward()
+    for pname, p in op.named_parameters():
+        assert p.grad is not None, f"{name}.{pname} gets no gradient"
+
+
+def test_dot_product_matches_explicit_pairs() -> None:
+    op = DotProduct(dense_in=3, num_fields=2, emb_dim=3, dense_out=3)
+    op.dense_proj = torch.nn.Identity()
+    dense, sparse = torch.randn(4, 3), torch.randn(4, 2, 3)
+    vecs = [dense, sparse[:, 0], sparse[:, 1]]
+    expected = torch.stack([(vecs[i] * vecs[j]).sum(-1) for i in range(3) for j in range(i + 1, 3)], dim=1)
+    torch.testing.assert_close(op(dense, sparse), expected)
+
+
+def test_fm_equals_sum_of_pairwise_products() -> None:
+    sparse = torch.randn(4, 5, 3)
+    pairs = sum((sparse[:, i] * sparse[:, j]).sum(-1) for i in range(5) for j in range(i + 1, 5))
+    torch.testing.assert_close(
+        FM(emb_dim=3, dense_out=1, reduce=True)(torch.zeros(4, 1), sparse)[:, 0], pairs
+    )
+
+
+def test_crossnet_layer_formula() -> None:
+    op = CrossNet(dense_in=4, dense_out=4, num_layers=1)
+    x0 = torch.randn(3, 4)
+    w = op.layers[0]
+    torch.testing.assert_close(op(x0, torch.zeros(3, 1, 1)), x0 * w(x0) + x0)
+
+
+def test_bad_names_and_args_are_clear() -> None:
+    with pytest.raises(ValueError, match="unknown op 'nope'; known ops: cin, crossnet"):
+        create_op("nope", SHAPES)
+    with pytest.raises(
+        ValueError, match=r"does not take argument\(s\) \['depth'\]; it takes: low_rank, num_layers"
+    ):
+        create_op("crossnet", SHAPES, {"depth": 3})
