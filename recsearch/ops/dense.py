@@ -75,6 +75,9 @@ class DotProduct(nn.Module):
         torch.Size([2, 6])
     """
 
+    rows: torch.Tensor
+    cols: torch.Tensor
+
     def __init__(
         self,
         *,
