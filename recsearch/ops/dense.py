@@ -75,9 +75,6 @@ class DotProduct(nn.Module):
         torch.Size([2, 6])
     """
 
-    rows: torch.Tensor
-    cols: torch.Tensor
-
     def __init__(
         self,
         *,
@@ -101,7 +98,7 @@ class DotProduct(nn.Module):
         fields_BNE = self.compress(sparse.transpose(1, 2)).transpose(1, 2)
         all_BNE = torch.cat([self.dense_proj(dense).unsqueeze(1), fields_BNE], dim=1)
         gram_BNN = torch.bmm(all_BNE, all_BNE.transpose(1, 2))
-        return self.out(gram_BNN[:, self.rows, self.cols])
+        return self.out(gram_BNN[:, self.rows, self.cols])  # type: ignore[index]
 
 
 class CrossNet(nn.Module):
