@@ -205,11 +205,15 @@ class Sum(nn.Module):
 
     def __init__(self, *, dense_in: int, emb_dim: int, dense_out: int) -> None:
         super().__init__()
-        self.dense_proj = _proj(dense_in, dense_out)
+        self.use_dense = dense_in > 0  # a block may feed sparse inputs only
+        self.dense_proj = _proj(dense_in, dense_out) if self.use_dense else nn.Identity()
         self.sparse_proj = _proj(emb_dim, dense_out)
 
     def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
-        return self.dense_proj(dense) + self.sparse_proj(sparse.sum(dim=1))
+        pooled = self.sparse_proj(sparse.sum(dim=1))
+        if self.use_dense:
+            return self.dense_proj(dense) + pooled
+        return pooled
 
 
 class FM(nn.Module):

@@ -1,0 +1,1 @@
+"""Model zoo, the architecture spec (one versioned JSON schema) and its builder."""

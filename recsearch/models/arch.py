@@ -1,0 +1,132 @@
+"""The architecture spec: one versioned JSON format for every model and search result.
+
+An architecture is embedding tables (per-table dims allowed) + a graph of blocks
+of registered operators + an output head. Block references:
+
+* ``input.dense``: the dense features (B x D);
+* ``input.sparse``: the pooled embeddings, projected to ``embedding.dim`` (B x N x E);
+* ``<block name>``: that block's output (dense B x D_out or sparse B x N_out x E_out).
+
+A block concatenates its ``dense`` references (sparse ones flattened: a
+sparse-to-dense merger) and its ``sparse`` references along the field axis
+(dense ones linearly mapped to one field: a dense-to-sparse merger). The head is
+an MLP over its ``inputs`` plus an optional linear term over ``linear_inputs``,
+giving one logit.
+
+Example spec::
+
+    {"schema_version": 1, "name": "tiny",
+     "embedding": {"dim": 16},
+     "blocks": [{"name": "dot", "op": "dot_product", "dense": ["input.dense"], "sparse": ["input.sparse"]}],
+     "head": {"inputs": ["dot"], "hidden": [64]}}
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+from iopath.common.file_io import g_pathmgr
+
+from recsearch.ops import list_ops, op_spec
+from recsearch.utils.fileio import write_json
+
+SCHEMA_VERSION = 1
+INPUT_DENSE = "input.dense"
+INPUT_SPARSE = "input.sparse"
+_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+_TOP_KEYS = {"schema_version", "name", "embedding", "tables", "blocks", "head", "meta"}
+_BLOCK_KEYS = {"name", "op", "dense", "sparse", "args", "dense_out", "fields_out", "dim_out"}
+_HEAD_KEYS = {"inputs", "hidden", "linear_inputs"}
+_EMB_KEYS = {"dim", "dims"}
+_TABLE_KEYS = {"feature", "num_embeddings", "dim"}
+
+
+class ArchError(ValueError):
+    """An architecture spec that cannot be built; the message says what to change."""
+
+
+def _check_keys(where: str, d: Any, allowed: set[str], required: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    if not isinstance(d, dict):
+        raise ArchError(f"{where} must be a JSON object")
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ArchError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+    missing = sorted(required - set(d))
+    if missing:
+        raise ArchError(f"{where}: missing key(s) {missing}")
+
+
+def validate(spec: dict[str, Any]) -> dict[str, Any]:
+    """Check a spec's version, keys, op names and references; returns a normalized copy."""
+    _check_keys("arch", spec, _TOP_KEYS, {"schema_version", "blocks", "head"})
+    version = spec["schema_version"]
+    if version != SCHEMA_VERSION:
+        raise ArchError(
+            f"arch schema_version {version!r} is not supported "
+            f"(this recsearch reads version {SCHEMA_VERSION})"
+        )
+    spec = copy.deepcopy(spec)
+    spec.setdefault("name", "model")
+    spec.setdefault("embedding", {"dim": 16})
+    _check_keys("arch.embedding", spec["embedding"], _EMB_KEYS, {"dim"})
+    for t in spec.get("tables", []):
+        _check_keys("arch.tables[]", t, _TABLE_KEYS, _TABLE_KEYS)
+    defined: dict[str, str] = {INPUT_DENSE: "dense", INPUT_SPARSE: "sparse"}
+    if not isinstance(spec["blocks"], list):
+        raise ArchError("arch.blocks must be a list")
+    for i, block in enumerate(spec["blocks"]):
+        where = f"arch.blocks[{i}]"
+        _check_keys(where, block, _BLOCK_KEYS, {"name", "op"})
+        name = block["name"]
+        if not isinstance(name, str) or not _NAME_RE.match(name) or name in defined:
+            raise ArchError(f"{where}: block name {name!r} must be a new lowercase identifier")
+        if block["op"] not in list_ops():
+            raise ArchError(
+                f"{where} ({name}): unknown op {block['op']!r}; known ops: {', '.join(list_ops())}"
+            )
+        block.setdefault("dense", [])
+        block.setdefault("sparse", [])
+        block.setdefault("args", {})
+        for ref in block["dense"] + block["sparse"]:
+            if ref not in defined:
+                raise ArchError(
+                    f"{where} ({name}): reference {ref!r} is not defined before this block "
+                    f"(defined: {', '.join(defined)})"
+                )
+        if op_spec(block["op"]).output == "sparse" and not block["sparse"]:
+            raise ArchError(f"{where} ({name}): sparse-output op {block['op']!r} needs 'sparse' inputs")
+        if not block["dense"] and not block["sparse"]:
+            raise ArchError(f"{where} ({name}): a block needs 'dense' or 'sparse' inputs")
+        defined[name] = op_spec(block["op"]).output
+    head = spec["head"]
+    _check_keys("arch.head", head, _HEAD_KEYS, {"inputs"})
+    head.setdefault("hidden", [])
+    head.setdefault("linear_inputs", [])
+    for ref in head["inputs"] + head["linear_inputs"]:
+        if ref not in defined:
+            raise ArchError(f"arch.head: reference {ref!r} is not defined (defined: {', '.join(defined)})")
+    if not head["inputs"]:
+        raise ArchError("arch.head.inputs must name at least one input")
+    return spec
+
+
+def load_arch(path: str) -> dict[str, Any]:
+    """Read and validate an architecture JSON file."""
+    if not g_pathmgr.exists(path):
+        raise ArchError(f"arch file {path} not found")
+    with g_pathmgr.open(path, "r") as f:
+        try:
+            spec = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ArchError(f"{path} is not valid JSON: {e}") from None
+    try:
+        return validate(spec)
+    except ArchError as e:
+        raise ArchError(f"{path}: {e}") from None
+
+
+def save_arch(path: str, spec: dict[str, Any]) -> None:
+    write_json(path, validate(spec))
