@@ -43,6 +43,9 @@ def test_zoo_model_builds_traces_and_scripts(name: str) -> None:
 def test_mixed_dimension_tables() -> None:
     spec = create_arch("dlrm", emb_dim=8)
     spec["embedding"]["dims"] = {"cat_0": 4, "cat_5": 32}
+    bad = {**spec, "embedding": {"dim": 8, "dims": {"cat_0": 6}}}
+    with pytest.raises(ArchError, match=r"embedding dims \[6\] are not allowed"):
+        build_model(bad, FEATURES, SIZES, 13)
     model = build_model(spec, FEATURES, SIZES, 13)
     dims = {t["feature"]: t["dim"] for t in model.spec["tables"]}
     assert dims["cat_0"] == 4 and dims["cat_5"] == 32 and dims["cat_1"] == 8

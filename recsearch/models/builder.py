@@ -202,6 +202,9 @@ def build_model(
         {"feature": f, "num_embeddings": int(n), "dim": overrides.get(f, common)}
         for f, n in zip(feature_names, num_embeddings, strict=True)
     ]
+    bad = sorted({t["dim"] for t in tables if t["dim"] < 4 or t["dim"] % 4})
+    if bad:
+        raise ArchError(f"embedding dims {bad} are not allowed: FBGEMM's kernels need multiples of 4")
     if "tables" in spec and spec["tables"] != tables:
         raise ArchError("arch.tables do not match the data's features and table sizes; rebuild from the data")
     spec["tables"] = tables

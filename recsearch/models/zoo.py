@@ -24,8 +24,13 @@ def _mlp_blocks(prefix: str, inputs: list[str], widths: list[int]) -> tuple[list
     return blocks, ref[0]
 
 
-def lr(emb_dim: int = 1) -> dict[str, Any]:
-    """Logistic regression on the dense features and one weight per id (dim-1 embeddings)."""
+def lr(emb_dim: int = 4) -> dict[str, Any]:
+    """Logistic regression on the dense features and the ids.
+
+    The head is linear in the embeddings, so each id contributes one learned scalar
+    (w . e_id), as in LR; tables are 4 wide because FBGEMM's kernels need widths
+    divisible by 4.
+    """
     return {"name": "lr", "embedding": {"dim": emb_dim}, "blocks": [], "head": {"inputs": [D, S]}}
 
 

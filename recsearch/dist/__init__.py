@@ -1,0 +1,1 @@
+"""Distributed execution: process groups, sharding plans, torchx launch helpers."""

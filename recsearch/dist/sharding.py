@@ -1,0 +1,87 @@
+"""Shard a model with TorchRec: in-backward embedding optimizer, planner, DMP.
+
+On CPU the planner would put small tables on ``data_parallel`` + ``dense``; such
+tables leave the fused in-backward embedding optimizer and are silently trained
+by the dense optimizer instead. The planner is therefore only offered sharding
+types whose kernel is ``fused``, so every table trains with the configured
+embedding optimizer (a test checks each table under each allowed type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.optim import _apply_optimizer_in_backward
+from torchrec.distributed.embedding_types import EmbeddingComputeKernel
+from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
+from torchrec.distributed.model_parallel import DistributedModelParallel
+from torchrec.distributed.planner import EmbeddingShardingPlanner, Topology
+from torchrec.distributed.planner.types import ParameterConstraints
+from torchrec.distributed.types import ShardingPlan, ShardingType
+from torchrec.modules.embedding_modules import EmbeddingBagCollection
+
+from recsearch.dist.env import DistEnv
+
+EMB_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adagrad": torch.optim.Adagrad,
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+}
+# Sharding types with a fused kernel (in-backward optimizer) on each device kind.
+FUSED_SHARDING_TYPES = {
+    "cpu": [ShardingType.TABLE_WISE.value, ShardingType.COLUMN_WISE.value, ShardingType.TABLE_COLUMN_WISE.value],
+    "cuda": [
+        ShardingType.TABLE_WISE.value,
+        ShardingType.COLUMN_WISE.value,
+        ShardingType.TABLE_COLUMN_WISE.value,
+        ShardingType.ROW_WISE.value,
+        ShardingType.TABLE_ROW_WISE.value,
+    ],
+}
+
+
+def allowed_sharding_types(device: torch.device, requested: Sequence[str]) -> list[str]:
+    """Validate requested sharding types against those with a fused kernel here."""
+    fused = FUSED_SHARDING_TYPES["cuda" if device.type == "cuda" else "cpu"]
+    bad = [s for s in requested if s not in fused]
+    if bad:
+        raise ValueError(
+            f"sharding type(s) {bad} are not allowed on {device.type}: every table must train with the "
+            f"fused embedding optimizer; choose from {fused}"
+        )
+    return list(requested)
+
+
+def embedding_collections(model: nn.Module) -> list[tuple[str, EmbeddingBagCollection]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, EmbeddingBagCollection)]
+
+
+def shard_model(
+    model: nn.Module,
+    env: DistEnv,
+    emb_optimizer: str,
+    emb_lr: float,
+    sharding_types: Sequence[str],
+) -> tuple[DistributedModelParallel, ShardingPlan]:
+    """Attach the embedding optimizer in backward, plan with constraints, wrap in DMP."""
+    if emb_optimizer not in EMB_OPTIMIZERS:
+        raise ValueError(f"unknown embedding optimizer {emb_optimizer!r}; choose from {sorted(EMB_OPTIMIZERS)}")
+    types = allowed_sharding_types(env.device, sharding_types)
+    constraints: dict[str, ParameterConstraints] = {}
+    for _, ebc in embedding_collections(model):
+        _apply_optimizer_in_backward(EMB_OPTIMIZERS[emb_optimizer], ebc.parameters(), {"lr": emb_lr})
+        for cfg in ebc.embedding_bag_configs():
+            constraints[cfg.name] = ParameterConstraints(
+                sharding_types=types, compute_kernels=[EmbeddingComputeKernel.FUSED.value]
+            )
+    topology = Topology(
+        world_size=env.world_size, local_world_size=env.local_world_size, compute_device=env.device.type
+    )
+    sharders = [EmbeddingBagCollectionSharder()]
+    planner = EmbeddingShardingPlanner(topology=topology, constraints=constraints)
+    plan = planner.collective_plan(model, sharders, dist.GroupMember.WORLD)
+    dmp = DistributedModelParallel(module=model, device=env.device, plan=plan, sharders=sharders)  # type: ignore[arg-type]
+    return dmp, plan

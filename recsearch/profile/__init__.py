@@ -1,0 +1,1 @@
+"""FLOPs, parameter counts and latency of models."""

@@ -1,0 +1,1 @@
+"""The one trainer: DMP-sharded training, metrics, checkpoints."""

@@ -1,0 +1,149 @@
+"""Trainer: every table trains with the intended optimizer; metrics; config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torchrec.optim.optimizers import in_backward_optimizer_filter
+
+from recsearch.data.loader import ShardBatches
+from recsearch.data.shards import ShardInfo
+from recsearch.dist.env import init_distributed
+from recsearch.dist.sharding import FUSED_SHARDING_TYPES, shard_model
+from recsearch.models.builder import build_model
+from recsearch.models.zoo import create_arch
+from recsearch.train.config import TrainConfig
+from recsearch.train.trainer import train
+from recsearch.utils.config import load_config
+
+
+def _local(t) -> list[torch.Tensor]:
+    """Local shards of a (sharded) state-dict tensor."""
+    return (
+        [s.tensor.detach().clone() for s in t.local_shards()] if hasattr(t, "local_shards") else [t.clone()]
+    )
+
+
+@pytest.mark.parametrize("sharding_type", FUSED_SHARDING_TYPES["cpu"])
+def test_every_table_moves_with_the_embedding_optimizer(shards: Path, sharding_type: str) -> None:
+    env = init_distributed()
+    info = ShardInfo.load(str(shards))
+    torch.manual_seed(0)
+    spec = create_arch("dlrm", emb_dim=8, bottom=(16,), top=(16,))
+    model = build_model(spec, info.sparse_names, info.num_embeddings, 13)
+    emb_lr = 0.04
+    dmp, plan = shard_model(model, env, "adagrad", emb_lr, [sharding_type])
+    table_plans = next(iter(plan.plan.values()))
+    assert {p.sharding_type for p in table_plans.values()} == {sharding_type}
+    assert {p.compute_kernel for p in table_plans.values()} == {"fused"}
+
+    tables = [k for k in dmp.state_dict() if "embedding_bags" in k]
+    assert len(tables) == 26
+    dense = dict(in_backward_optimizer_filter(dmp.named_parameters()))
+    assert not [n for n in dense if "embedding_bags" in n], "no table may fall to the dense optimizer"
+    fused_state = dmp.fused_optimizer.state_dict()["state"]
+    assert sorted(fused_state) == sorted(tables)
+
+    before = {k: _local(dmp.state_dict()[k]) for k in tables}
+    opt = torch.optim.Adam(dense.values(), lr=1e-3)
+    batch = next(iter(ShardBatches(str(shards), [0], 512, shuffle=False)))
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+        dmp(batch.dense_features, batch.sparse_features), batch.labels.float()
+    )
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    for k in tables:
+        deltas = [(a - b).abs() for a, b in zip(_local(dmp.state_dict()[k]), before[k], strict=True)]
+        biggest = max(float(d.max()) for d in deltas)
+        # Adagrad's first step moves every touched coordinate by lr * g / |g| = lr
+        assert biggest == pytest.approx(emb_lr, rel=1e-3), (
+            f"{k} moved by {biggest}, not by Adagrad lr {emb_lr}"
+        )
+        rows_moved = sum(int((d.sum(dim=1) > 0).sum()) for d in deltas)
+        assert rows_moved > 0, f"{k} did not move"
+
+
+def test_train_writes_metrics_and_artifacts(shards: Path, tmp_path: Path) -> None:
+    config = TrainConfig(batch_size=256, eval_batch_size=2048, warmup_steps=5)
+    r = train(
+        create_arch("dcn_v2", cross_layers=2, hidden=(32,)), str(shards), [0, 1], 2, str(tmp_path), config
+    )
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("auc", "logloss", "ne", "flops", "params", "embedding_params", "samples_per_s"):
+        assert key in m, key
+    assert m == json.loads(json.dumps(r))
+    assert 0.55 < m["auc"] < 1 and m["ne"] < 1.0  # learned something beyond the base rate
+    assert m["flops"] > 0 and m["embedding_params"] < m["params"]
+    assert json.loads((tmp_path / "arch.json").read_text())["tables"][0]["num_embeddings"] > 0
+    assert list((tmp_path / "tensorboard").glob("events.*")), "TensorBoard scalars are written"
+    base = tmp_path / "base"
+    r2 = train(create_arch("lr"), str(shards), [0, 1], 2, str(base), TrainConfig(batch_size=256))
+    r3 = train(
+        create_arch("lr"),
+        str(shards),
+        [0, 1],
+        2,
+        str(tmp_path / "rel"),
+        TrainConfig(batch_size=256, baseline_run=str(base)),
+    )
+    assert r3["relative_ne"] == pytest.approx(r3["ne"] / r2["ne"])
+
+
+def test_config_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown TrainConfig key\(s\) \['batch_sise'\]"):
+        load_config(TrainConfig, None, ["batch_sise=3"])
+    with pytest.raises(ValueError, match="TrainConfig.emb_lr must be float, got 'fast'"):
+        load_config(TrainConfig, None, ["emb_lr=fast"])
+    (tmp_path / "c.yaml").write_text("batch_size: 128\nsharding_types: [table_wise]\n")
+    c = load_config(TrainConfig, str(tmp_path / "c.yaml"), ["emb_lr=0.1"])
+    assert (c.batch_size, c.sharding_types, c.emb_lr) == (128, ["table_wise"], 0.1)
+    with pytest.raises(ValueError, match=r"sharding type\(s\) \['data_parallel'\] are not allowed"):
+        shard_model(torch.nn.Linear(1, 1), init_distributed(), "adagrad", 0.1, ["data_parallel"])
+
+
+@pytest.mark.integration
+def test_two_processes_match_one_and_split_tables(shards: Path, tmp_path: Path) -> None:
+    def run(nproc: int, batch: int, out: Path) -> dict:
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={nproc}",
+            "--standalone",
+            "-m",
+            "recsearch",
+            "train",
+            "--model",
+            "dlrm",
+            "--data",
+            str(shards),
+            "--train-days",
+            "0-1",
+            "--eval-day",
+            "2",
+            "--out",
+            str(out),
+            f"batch_size={batch}",
+            "eval_batch_size=1000",
+            "warmup_steps=5",
+            "sharding_types=[table_wise]",
+        ]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=300)
+        return json.loads((out / "metrics.json").read_text())
+
+    one = run(1, 128, tmp_path / "one")
+    two = run(2, 64, tmp_path / "two")  # the same global batch
+    assert two["world_size"] == 2
+    ranks = {r for t in two["sharding_plan"].values() for r in t["ranks"]}
+    assert ranks == {0, 1}, "the plan must place tables on both ranks"
+    assert one["auc"] > 0.6  # both learned
+    assert abs(one["auc"] - two["auc"]) < 0.01
+    assert abs(one["ne"] - two["ne"]) < 0.01
