@@ -14,6 +14,7 @@ Stages (run `recsearch <stage> --help` for each):
   convert     a CSV/TSV/parquet table + YAML schema -> the same per-day shards
   inspect     load a few batches from a shard directory and print a summary
   train       train a zoo model or an architecture JSON (DMP-sharded TorchRec)
+  profile     FLOPs, parameter counts and measured latency of a model
   quickstart  synth -> preprocess -> load batches, on an embedded default
 """
 
@@ -233,9 +234,51 @@ def _run_train(a: argparse.Namespace) -> None:
     if _is_main():
         print(
             f"{r['model']}: auc {r['auc']:.5f}  logloss {r['logloss']:.5f}  ne {r['ne']:.5f}  "
-            f"flops/example {r['flops']:,.0f}  params {r['params']:,}  {r['samples_per_s']:,.0f} samples/s"
-            f"  -> {a.out}/metrics.json"
+            f"flops/example {r['flops']:,.0f}  params {r['params']:,}  "
+            f"{r['samples_per_s'] or 0:,.0f} samples/s  -> {a.out}/metrics.json"
         )
+
+
+def _add_profile(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "profile",
+        help="FLOPs, parameters and latency of a model",
+        description=(
+            "Forward FLOPs per example (torch.utils.flop_counter; embedding lookups count as 0 there, so "
+            "lookup bytes per example are reported separately), dense and embedding parameter counts, and "
+            "median forward latency at each batch size, on batches of a shard directory."
+        ),
+    )
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model", help="a zoo model")
+    model.add_argument("--arch", help="an architecture JSON file")
+    p.add_argument("--data", required=True, help="shard directory (table sizes and sample batches)")
+    p.add_argument("--day", type=int, default=None, help="day to take batches from (default: the first)")
+    p.add_argument("--batch-sizes", default="1,64,512")
+    p.add_argument("--out", default=None, help="also write the result as JSON here")
+    p.set_defaults(func=_run_profile)
+
+
+def _run_profile(a: argparse.Namespace) -> None:
+    from recsearch.models.arch import load_arch
+    from recsearch.models.zoo import create_arch
+    from recsearch.profile.latency import profile_model
+    from recsearch.utils.fileio import write_json
+
+    spec = create_arch(a.model) if a.model else load_arch(a.arch)
+    sizes = tuple(int(x) for x in a.batch_sizes.split(","))
+    r = profile_model(spec, a.data, a.day, sizes)
+    print(
+        f"{r['model']}: {r['flops']:,.0f} FLOPs/example (lookups excluded), {r['lookup_bytes']:,.0f} lookup "
+        f"bytes/example, params {r['params']:,} ({r['embedding_params']:,} embedding, "
+        f"{r['dense_params']:,} dense)"
+    )
+    for bs, ms in r["latency_ms"].items():
+        print(
+            f"  batch {bs:>5}: {ms:8.3f} ms  ({float(bs) / ms * 1e3:,.0f} examples/s, {r['threads']} threads)"
+        )
+    if a.out:
+        write_json(a.out, r)
 
 
 def _is_main() -> bool:
@@ -250,6 +293,7 @@ _STAGES: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_convert,
     _add_inspect,
     _add_train,
+    _add_profile,
     _add_quickstart,
 ]
 

@@ -25,6 +25,7 @@ from recsearch.dist.env import DistEnv, init_distributed
 from recsearch.dist.sharding import shard_model
 from recsearch.models.builder import ArchModel, build_model
 from recsearch.profile.counts import flops_per_example, lookup_bytes_per_example, param_counts
+from recsearch.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
 from recsearch.train.config import TrainConfig
 from recsearch.train.metrics import CTRMetrics
 from recsearch.utils.fileio import write_json
@@ -99,14 +100,39 @@ def train(
         raise ValueError(f"train days {train_days} hold fewer rows than one batch per rank; lower batch_size")
     if env.is_main:
         g_pathmgr.mkdirs(run_dir)
+    meta = {
+        "arch": model.spec,
+        "config": dataclasses.asdict(config),
+        "num_dense": len(info.dense_names),
+        "dense_transform": info.manifest.get("dense_transform"),
+        "train_days": train_days,
+    }
+    previous = checkpoint_meta(run_dir)
+    if previous is not None and (previous["arch"] != meta["arch"] or previous["train_days"] != train_days):
+        raise ValueError(
+            f"{run_dir} holds a checkpoint of another model or other train days; "
+            "use a new --out to start over"
+        )
+    start_step = load_checkpoint(run_dir, dmp, optimizer) if previous is not None else 0
+    if env.is_main and start_step:
+        print(f"resuming from the checkpoint at step {start_step} of {steps}")
     writer = _summary_writer(run_dir) if env.is_main else None
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    bar = tqdm(total=steps, desc="train", unit="step", disable=not env.is_main, dynamic_ncols=True)
+    bar = tqdm(
+        total=steps,
+        initial=start_step,
+        desc="train",
+        unit="step",
+        disable=not env.is_main,
+        dynamic_ncols=True,
+    )
     samples, start = 0, time.perf_counter()
     dmp.train()
     for step, batch in enumerate(train_batches):
         if step >= steps:
             break
+        if step < start_step:
+            continue
         scale = min(1.0, (step + 1) / max(config.warmup_steps, 1))
         for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = lr * scale
@@ -122,8 +148,12 @@ def train(
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if writer is not None:
                 writer.add_scalar("train/loss", loss.item(), step)
+        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < steps:
+            save_checkpoint(run_dir, step + 1, dmp, optimizer, meta, env)
     elapsed = time.perf_counter() - start
     bar.close()
+    if start_step < steps:
+        save_checkpoint(run_dir, steps, dmp, optimizer, meta, env)
 
     eval_batches = ShardBatches(
         data, [eval_day], config.eval_batch_size, env.rank, env.world_size, shuffle=False
@@ -133,7 +163,7 @@ def train(
         flops=flops,
         lookup_bytes=lookup_bytes,
         **counts,
-        samples_per_s=samples / elapsed,
+        samples_per_s=samples / elapsed if samples else _previous_speed(run_dir),
         steps=steps,
         world_size=env.world_size,
         train_days=train_days,
@@ -154,6 +184,12 @@ def train(
                 writer.add_scalar(f"eval/{key}", result[key], steps)
             writer.close()
     return result
+
+
+def _previous_speed(run_dir: str) -> float | None:
+    """Throughput of the run that did the training, when this call only evaluated."""
+    path = f"{run_dir}/metrics.json"
+    return json.loads(g_pathmgr.open(path).read()).get("samples_per_s") if g_pathmgr.exists(path) else None
 
 
 def model_spec(model: ArchModel) -> dict[str, Any]:

@@ -1,0 +1,84 @@
+"""Self-describing checkpoints: sharded state via torch.distributed.checkpoint + meta JSON.
+
+``RUN_DIR/checkpoint/`` holds the DCP files of the model and optimizer state and
+``meta.json`` (step, architecture spec, config, dense width). It appears
+atomically: written under a temporary name and renamed into place, so a killed
+run resumes from the last complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from iopath.common.file_io import g_pathmgr
+
+from recsearch.dist.env import DistEnv
+from recsearch.models.builder import ArchModel, build_model
+from recsearch.utils.fileio import read_json, write_json
+
+CHECKPOINT = "checkpoint"
+
+
+def _local(path: str) -> str:
+    return g_pathmgr.get_local_path(path)
+
+
+def save_checkpoint(
+    run_dir: str, step: int, model: torch.nn.Module, optimizer: Any, meta: dict[str, Any], env: DistEnv
+) -> None:
+    """Save model + optimizer state at ``step`` (collective: every rank calls it)."""
+    final = _local(f"{run_dir}/{CHECKPOINT}")
+    tmp = _local(f"{run_dir}/.{CHECKPOINT}-tmp")
+    if env.is_main and os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    dist.barrier()
+    dcp.save({"model": model.state_dict(), "optim": optimizer.state_dict()}, checkpoint_id=tmp)
+    dist.barrier()
+    if env.is_main:
+        write_json(f"{tmp}/meta.json", {**meta, "step": step})
+        old = _local(f"{run_dir}/.{CHECKPOINT}-old")
+        if os.path.exists(final):
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    dist.barrier()
+
+
+def checkpoint_meta(run_dir: str) -> dict[str, Any] | None:
+    path = f"{run_dir}/{CHECKPOINT}/meta.json"
+    return read_json(path) if g_pathmgr.exists(path) else None
+
+
+def load_checkpoint(run_dir: str, model: torch.nn.Module, optimizer: Any) -> int:
+    """Restore model + optimizer state in place; returns the checkpoint's step."""
+    meta = checkpoint_meta(run_dir)
+    if meta is None:
+        return 0
+    state = {"model": model.state_dict(), "optim": optimizer.state_dict()}
+    dcp.load(state, checkpoint_id=_local(f"{run_dir}/{CHECKPOINT}"))
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optim"])
+    return int(meta["step"])
+
+
+def load_trained_model(run_dir: str) -> tuple[ArchModel, dict[str, Any]]:
+    """The unsharded model of a run, with its trained weights, and the checkpoint meta."""
+    meta = checkpoint_meta(run_dir)
+    if meta is None:
+        raise ValueError(
+            f"{run_dir} has no checkpoint: train into it first (recsearch train --out {run_dir})"
+        )
+    spec = meta["arch"]
+    tables = spec["tables"]
+    model = build_model(
+        spec, [t["feature"] for t in tables], [t["num_embeddings"] for t in tables], meta["num_dense"]
+    )
+    state = {"model": model.state_dict()}
+    dcp.load(state, checkpoint_id=_local(f"{run_dir}/{CHECKPOINT}"), no_dist=True)
+    model.load_state_dict(state["model"])
+    return model.eval(), meta
