@@ -15,6 +15,7 @@ Stages (run `recsearch <stage> --help` for each):
   inspect     load a few batches from a shard directory and print a summary
   train       train a zoo model or an architecture JSON (DMP-sharded TorchRec)
   profile     FLOPs, parameter counts and measured latency of a model
+  export      a trained run -> TorchScript (or torch.export) over plain tensors
   quickstart  synth -> preprocess -> load batches, on an embedded default
 """
 
@@ -281,6 +282,49 @@ def _run_profile(a: argparse.Namespace) -> None:
         write_json(a.out, r)
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a trained run for serving",
+        description=(
+            "Write the run's trained model with a plain-tensor forward(dense, values, lengths) -> "
+            "click probabilities: dense = raw integer counts B x D (the model applies the shards' "
+            "log1p transform), values = ids of all sparse features feature-major, lengths = ids per "
+            "(feature, example) feature-major. TorchScript loads with torch + fbgemm_gpu only; "
+            "--format export writes a torch.export program (.pt2) with a dynamic batch dimension."
+        ),
+    )
+    p.add_argument("--run", required=True, help="run directory written by recsearch train")
+    p.add_argument("--out", required=True, help="output file (.pt for torchscript, .pt2 for export)")
+    p.add_argument("--format", choices=["torchscript", "export"], default="torchscript")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(a: argparse.Namespace) -> None:
+    import torch
+
+    from recsearch.export.serving import export_program, export_torchscript, serving_model
+    from recsearch.train.checkpoint import load_trained_model
+
+    model, meta = load_trained_model(a.run)
+    serving = serving_model(model, meta)
+    if a.format == "torchscript":
+        export_torchscript(serving, a.out)
+    else:
+        tables = model.spec["tables"]
+        b = 4
+        example = (
+            torch.zeros(b, meta["num_dense"]),
+            torch.zeros(b * len(tables), dtype=torch.long),
+            torch.ones(b * len(tables), dtype=torch.int32),
+        )
+        export_program(serving, example, a.out)
+    print(
+        f"exported {a.run} ({model.spec.get('name')}, {len(model.spec['tables'])} tables) "
+        f"as {a.format} to {a.out}"
+    )
+
+
 def _is_main() -> bool:
     import torch.distributed as dist
 
@@ -294,6 +338,7 @@ _STAGES: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_inspect,
     _add_train,
     _add_profile,
+    _add_export,
     _add_quickstart,
 ]
 
