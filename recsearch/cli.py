@@ -14,6 +14,7 @@ Stages (run `recsearch <stage> --help` for each):
   convert     a CSV/TSV/parquet table + YAML schema -> the same per-day shards
   inspect     load a few batches from a shard directory and print a summary
   train       train a zoo model or an architecture JSON (DMP-sharded TorchRec)
+  eval        evaluate a trained run on a shard day
   profile     FLOPs, parameter counts and measured latency of a model
   export      a trained run -> TorchScript (or torch.export) over plain tensors
   quickstart  synth -> preprocess -> load batches, on an embedded default
@@ -240,6 +241,31 @@ def _run_train(a: argparse.Namespace) -> None:
         )
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a trained run on a shard day",
+        description=("AUC, logloss and NE of a trained run's model on one day of a shard directory."),
+    )
+    p.add_argument("--run", required=True, help="run directory written by recsearch train")
+    p.add_argument("--data", required=True, help="shard directory")
+    p.add_argument("--day", type=int, required=True)
+    p.add_argument("--batch-size", type=int, default=16384)
+    p.add_argument("--out", default=None, help="JSON file for the result (default: RUN/eval_day_D.json)")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(a: argparse.Namespace) -> None:
+    from recsearch.train.evaluate import evaluate_run
+    from recsearch.utils.fileio import write_json
+
+    r = evaluate_run(a.run, a.data, a.day, a.batch_size)
+    write_json(a.out or f"{a.run}/eval_day_{a.day}.json", r)
+    print(
+        f"day {a.day}: auc {r['auc']:.5f}  logloss {r['logloss']:.5f}  ne {r['ne']:.5f}  ({r['rows']:,} rows)"
+    )
+
+
 def _add_profile(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "profile",
@@ -337,6 +363,7 @@ _STAGES: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_convert,
     _add_inspect,
     _add_train,
+    _add_eval,
     _add_profile,
     _add_export,
     _add_quickstart,

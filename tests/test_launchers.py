@@ -1,0 +1,127 @@
+"""torchx components: a local 2-process run, and dry runs for Slurm and Kubernetes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+COMPONENTS = str(REPO / "launchers" / "recsearch_jobs.py")
+
+
+def torchx(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "torchx.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=REPO,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.integration
+def test_local_two_process_train_then_eval(shards: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    r = torchx(
+        "run",
+        "-s",
+        "local_cwd",
+        f"{COMPONENTS}:train",
+        "--data",
+        str(shards),
+        "--train_days",
+        "0-1",
+        "--eval_day",
+        "2",
+        "--out",
+        str(out),
+        "--model",
+        "dlrm",
+        "-j",
+        "1x2",
+        "--rdzv_port",
+        str(free_port()),
+        "batch_size=256",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["world_size"] == 2 and m["auc"] > 0.5
+    r = torchx(
+        "run",
+        "-s",
+        "local_cwd",
+        f"{COMPONENTS}:evaluate",
+        "--run",
+        str(out),
+        "--data",
+        str(shards),
+        "--day",
+        "2",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((out / "eval_day_2.json").read_text())["auc"] == pytest.approx(m["auc"], abs=1e-6)
+
+
+def test_slurm_and_kubernetes_dry_runs() -> None:
+    common = [
+        f"{COMPONENTS}:train",
+        "--data",
+        "/shared/shards",
+        "--train_days",
+        "0-22",
+        "--eval_day",
+        "23",
+        "--out",
+        "/shared/runs/dlrm",
+        "-j",
+        "2x8",
+        "--gpu",
+        "8",
+        "batch_size=8192",
+    ]
+    slurm = torchx("run", "--dryrun", "-s", "slurm", *common, timeout=120)
+    assert slurm.returncode == 0, slurm.stderr[-2000:]
+    assert "--nnodes 2 --nproc_per_node 8" in slurm.stdout
+    assert "-m recsearch train --data /shared/shards --train-days 0-22 --eval-day 23" in slurm.stdout
+    k8s = torchx(
+        "run",
+        "--dryrun",
+        "-s",
+        "kubernetes",
+        "-cfg",
+        "queue=default",
+        "--workspace",
+        "",
+        *common,
+        timeout=120,
+    )
+    assert k8s.returncode == 0, k8s.stderr[-2000:]
+    assert "queue: default" in k8s.stdout and "nvidia.com/gpu: '8'" in k8s.stdout
+    assert "batch_size=8192" in k8s.stdout
+
+
+def test_other_components_dry_run() -> None:
+    for comp, args in [
+        ("profile", ["--data", "/d", "--model", "dcn_v2"]),
+        ("export", ["--run", "/r", "--out", "/m.pt"]),
+        ("evaluate", ["--run", "/r", "--data", "/d", "--day", "3"]),
+    ]:
+        r = torchx("run", "--dryrun", "-s", "slurm", f"{COMPONENTS}:{comp}", *args, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert f"-m recsearch {'eval' if comp == 'evaluate' else comp}" in r.stdout
