@@ -113,7 +113,10 @@ def train(
             f"{run_dir} holds a checkpoint of another model or other train days; "
             "use a new --out to start over"
         )
-    start_step = load_checkpoint(run_dir, dmp, optimizer) if previous is not None else 0
+    start_step = 0
+    if previous is not None:
+        dense_opt.init_state()  # Adam's state is created lazily; it must exist to be restored
+        start_step = load_checkpoint(run_dir, dmp, optimizer)
     if env.is_main and start_step:
         print(f"resuming from the checkpoint at step {start_step} of {steps}")
     writer = _summary_writer(run_dir) if env.is_main else None
@@ -136,10 +139,12 @@ def train(
         scale = min(1.0, (step + 1) / max(config.warmup_steps, 1))
         for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = lr * scale
+        # zero_grad also hands the new learning rate to the fused embedding kernels, which
+        # capture it in forward: it must come before the forward pass
+        optimizer.zero_grad()
         batch = batch.to(env.device)
         logits = dmp(batch.dense_features, batch.sparse_features)
         loss = loss_fn(logits, batch.labels.float())
-        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         samples += len(batch.labels) * env.world_size
