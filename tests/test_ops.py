@@ -34,8 +34,7 @@ def test_op_shapes_fx_and_script(name: str) -> None:
 
 
 def test_dot_product_matches_explicit_pairs() -> None:
-    op = DotProduct(dense_in=3, num_fields=2, emb_dim=3, dense_out=3)
-    op.dense_proj = torch.nn.Identity()
+    op = DotProduct(dense_in=3, num_fields=2, emb_dim=3, dense_out=3)  # dense_in == emb_dim: no projection
     dense, sparse = torch.randn(4, 3), torch.randn(4, 2, 3)
     vecs = [dense, sparse[:, 0], sparse[:, 1]]
     expected = torch.stack([(vecs[i] * vecs[j]).sum(-1) for i in range(3) for j in range(i + 1, 3)], dim=1)

@@ -147,3 +147,15 @@ def test_two_processes_match_one_and_split_tables(shards: Path, tmp_path: Path) 
     assert one["auc"] > 0.6  # both learned
     assert abs(one["auc"] - two["auc"]) < 0.01
     assert abs(one["ne"] - two["ne"]) < 0.01
+
+
+def test_profile_reports_flops_params_and_latency(shards: Path) -> None:
+    from recsearch.profile.latency import profile_model
+
+    r = profile_model(create_arch("dlrm", bottom=(32,), top=(32,)), str(shards), batch_sizes=(1, 64))
+    assert r["flops"] > 0 and r["lookup_bytes"] == 26 * 16 * 4  # one id per feature, dim 16, fp32
+    assert r["params"] == r["embedding_params"] + r["dense_params"]
+    assert set(r["latency_ms"]) == {"1", "64"} and all(v > 0 for v in r["latency_ms"].values())
+    # FLOPs grow with the dense widths; lookups do not count
+    wide = profile_model(create_arch("dlrm", bottom=(256,), top=(256,)), str(shards), batch_sizes=(1,))
+    assert wide["flops"] > 2 * r["flops"] and wide["embedding_params"] == r["embedding_params"]

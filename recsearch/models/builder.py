@@ -42,8 +42,7 @@ class PooledEmbeddings(nn.Module):
         )
 
     def forward(self, sparse: KeyedJaggedTensor) -> torch.Tensor:
-        pooled = self.ebc(sparse)
-        values = torch.cat([pooled[f] for f in self.feature_names], dim=1)
+        values = self.ebc(sparse).values()  # (B, sum of dims), features in table order
         if self.uniform:
             return values.view(values.shape[0], len(self.feature_names), self.common_dim)
         chunks = torch.split(values, self.dims, dim=1)

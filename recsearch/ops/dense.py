@@ -85,7 +85,7 @@ class DotProduct(nn.Module):
         compress_fields: int | None = None,
     ) -> None:
         super().__init__()
-        self.dense_proj = nn.Linear(dense_in, emb_dim)
+        self.dense_proj = _proj(dense_in, emb_dim)
         fields = num_fields if compress_fields is None else compress_fields
         self.compress = nn.Identity() if compress_fields is None else nn.Linear(num_fields, compress_fields)
         n = fields + 1
