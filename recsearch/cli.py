@@ -195,6 +195,22 @@ def _run_quickstart(a: argparse.Namespace) -> None:
     quickstart(a.workdir, a.preset, a.days, a.rows_per_day, a.seed)
 
 
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument(
+        "--model", help="a zoo model: lr, fm, wide_deep, deepfm, dlrm, dcn_v2, xdeepfm, autoint"
+    )
+    model.add_argument("--arch", help="an architecture JSON file (schema_version 1)")
+
+
+def _spec(a: argparse.Namespace) -> dict:
+    """The architecture spec named by --model or --arch."""
+    from recsearch.models.arch import load_arch
+    from recsearch.models.zoo import create_arch
+
+    return create_arch(a.model) if a.model else load_arch(a.arch)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -208,11 +224,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             "Config keys (YAML file or key=value): see recsearch.train.config.TrainConfig."
         ),
     )
-    model = p.add_mutually_exclusive_group(required=True)
-    model.add_argument(
-        "--model", help="a zoo model: lr, fm, wide_deep, deepfm, dlrm, dcn_v2, xdeepfm, autoint"
-    )
-    model.add_argument("--arch", help="an architecture JSON file")
+    _add_model_args(p)
     p.add_argument("--data", required=True, help="shard directory")
     p.add_argument("--train-days", required=True, help="e.g. 0-3")
     p.add_argument("--eval-day", type=int, required=True)
@@ -224,14 +236,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(a: argparse.Namespace) -> None:
     from recsearch.data.criteo import parse_days
-    from recsearch.models.arch import load_arch
-    from recsearch.models.zoo import create_arch
     from recsearch.train.config import TrainConfig
     from recsearch.train.trainer import train
     from recsearch.utils.config import load_config
 
     config = load_config(TrainConfig, a.config, a.overrides)
-    spec = create_arch(a.model) if a.model else load_arch(a.arch)
+    spec = _spec(a)
     r = train(spec, a.data, parse_days(a.train_days), a.eval_day, a.out, config)
     if _is_main():
         print(
@@ -276,9 +286,7 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
             "median forward latency at each batch size, on batches of a shard directory."
         ),
     )
-    model = p.add_mutually_exclusive_group(required=True)
-    model.add_argument("--model", help="a zoo model")
-    model.add_argument("--arch", help="an architecture JSON file")
+    _add_model_args(p)
     p.add_argument("--data", required=True, help="shard directory (table sizes and sample batches)")
     p.add_argument("--day", type=int, default=None, help="day to take batches from (default: the first)")
     p.add_argument("--batch-sizes", default="1,64,512")
@@ -287,12 +295,10 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_profile(a: argparse.Namespace) -> None:
-    from recsearch.models.arch import load_arch
-    from recsearch.models.zoo import create_arch
     from recsearch.profile.latency import profile_model
     from recsearch.utils.fileio import write_json
 
-    spec = create_arch(a.model) if a.model else load_arch(a.arch)
+    spec = _spec(a)
     sizes = tuple(int(x) for x in a.batch_sizes.split(","))
     r = profile_model(spec, a.data, a.day, sizes)
     print(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -34,3 +36,18 @@ def shards(raw_days: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def write_lines(path: Path, lines: list[str], newline: str = "\n") -> Path:
     path.write_bytes("".join(line + newline for line in lines).encode())
     return path
+
+
+def run_group(cmd: list[str], timeout: int, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run a command in its own process group; on timeout kill the whole group (torchrun's
+    workers included) so no orphan outlives the test."""
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_group
 
 COMPONENTS = str(REPO / "launchers" / "recsearch_jobs.py")
 
@@ -19,14 +19,7 @@ COMPONENTS = str(REPO / "launchers" / "recsearch_jobs.py")
 def torchx(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "torchx.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        cwd=REPO,
-    )
+    return run_group([sys.executable, "-m", "torchx.cli.main", *args], timeout=timeout, env=env, cwd=REPO)
 
 
 def free_port() -> int:

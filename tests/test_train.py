@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from recsearch.models.zoo import create_arch
 from recsearch.train.config import TrainConfig
 from recsearch.train.trainer import train
 from recsearch.utils.config import load_config
+from tests.conftest import run_group
 
 
 def _local(t) -> list[torch.Tensor]:
@@ -136,7 +136,8 @@ def test_two_processes_match_one_and_split_tables(shards: Path, tmp_path: Path) 
             "sharding_types=[table_wise]",
         ]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=300)
+        r = run_group(cmd, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr[-3000:]
         return json.loads((out / "metrics.json").read_text())
 
     one = run(1, 128, tmp_path / "one")
