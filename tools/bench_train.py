@@ -119,12 +119,14 @@ def main() -> None:
             "dense-compute limit": limit_step,
         }
         rates = {name: 0.0 for name in steps}
-        for _ in range(a.rounds):  # interleaved rounds, best of each: these machines are noisy
-            for name, step in steps.items():
-                rates[name] = max(rates[name], timed_steps(step, batches, a.steps))
+        names = list(steps)
+        for r in range(a.rounds):  # interleaved rounds in rotating order, best of each: noisy machines
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                rates[name] = max(rates[name], timed_steps(steps[name], batches, a.steps))
         print(
             f"data: 2 days x {a.rows_per_day:,} rows, synth --preset small --seed {a.seed} (Zipf ids); "
-            f"batch {a.batch_size}, {a.steps} timed steps, {torch.get_num_threads()} threads"
+            f"batch {a.batch_size}, best of {a.rounds} rounds x {a.steps} steps, "
+            f"{torch.get_num_threads()} threads"
         )
         print(f"params: recsearch {n_ours:,}, torchrec {n_theirs:,}")
         for name, r in rates.items():
