@@ -50,11 +50,12 @@ def test_local_two_process_train_then_eval(shards: Path, tmp_path: Path) -> None
         "1x2",
         "--rdzv_port",
         str(free_port()),
-        "batch_size=256",
+        "batch_size=64",
+        "warmup_steps=5",
     )
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
-    assert m["world_size"] == 2 and m["auc"] > 0.5
+    assert m["world_size"] == 2 and m["auc"] > 0.6  # it learned
     r = torchx(
         "run",
         "-s",

@@ -42,7 +42,9 @@ class PooledEmbeddings(nn.Module):
         )
 
     def forward(self, sparse: KeyedJaggedTensor) -> torch.Tensor:
-        values = self.ebc(sparse).values()  # (B, sum of dims), features in table order
+        # by name: a sharded collection may return its features in another order (by rank)
+        pooled = self.ebc(sparse).to_dict()
+        values = torch.cat([pooled[f] for f in self.feature_names], dim=1)
         if self.uniform:
             return values.view(values.shape[0], len(self.feature_names), self.common_dim)
         chunks = torch.split(values, self.dims, dim=1)
