@@ -94,21 +94,16 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_preprocess(a: argparse.Namespace) -> None:
-    from iopath.common.file_io import g_pathmgr
-
-    from recsearch.data.criteo import format_days, parse_day_file_name, parse_days
-    from recsearch.data.preprocess import PreprocessOptions, preprocess
+    from recsearch.data.criteo import format_days, parse_days
+    from recsearch.data.preprocess import PreprocessOptions, default_vocab_days, preprocess, raw_day_files
 
     if a.days is None:
-        if not g_pathmgr.isdir(a.input):
-            raise ValueError(f"--input {a.input} is not a directory")
-        found = sorted({d for n in g_pathmgr.ls(a.input) if (d := parse_day_file_name(n)) is not None})
-        if not found:
+        days = sorted(raw_day_files(a.input))
+        if not days:
             raise ValueError(f"{a.input}: no day_N or day_N.gz files found")
-        days = found
     else:
         days = parse_days(a.days)
-    vocab_days = parse_days(a.vocab_days) if a.vocab_days else (days[:-1] or days)
+    vocab_days = parse_days(a.vocab_days) if a.vocab_days else default_vocab_days(days)
     opts = PreprocessOptions(
         days=tuple(days),
         vocab_days=tuple(vocab_days),

@@ -7,7 +7,7 @@ For now: planted data -> shards -> a few batches and a summary. Later stages
 from __future__ import annotations
 
 from recsearch.data.criteo import format_days
-from recsearch.data.preprocess import PreprocessOptions, preprocess
+from recsearch.data.preprocess import PreprocessOptions, default_vocab_days, preprocess
 from recsearch.data.summary import summarize
 from recsearch.data.synth_days import synth
 
@@ -17,7 +17,7 @@ def quickstart(workdir: str, preset: str, days: int, rows_per_day: int, seed: in
     print(f"[1/3] synth: {days} days x {rows_per_day:,} rows ({preset} preset, seed {seed}) -> {raw}")
     truth = synth(raw, days, rows_per_day, preset, seed)
     all_days = list(range(days))
-    vocab_days = all_days[:-1] or all_days
+    vocab_days = default_vocab_days(all_days)
     print(f"[2/3] preprocess -> {shards} (vocabulary from days {format_days(vocab_days)})")
     preprocess(
         raw,

@@ -79,8 +79,8 @@ class PreprocessOptions:
             raise ValueError(f"--vocab-days {extra} are not among --days {format_days(list(self.days))}")
 
 
-def find_day_files(input_dir: str, days: tuple[int, ...] | list[int]) -> dict[int, str]:
-    """Map each requested day to its raw file (``day_N`` or ``day_N.gz``)."""
+def raw_day_files(input_dir: str) -> dict[int, list[str]]:
+    """Day number -> raw file names (``day_N`` / ``day_N.gz``) in ``input_dir``."""
     if not g_pathmgr.isdir(input_dir):
         raise ValueError(f"--input {input_dir} is not a directory")
     found: dict[int, list[str]] = {}
@@ -88,6 +88,17 @@ def find_day_files(input_dir: str, days: tuple[int, ...] | list[int]) -> dict[in
         day = parse_day_file_name(name)
         if day is not None:
             found.setdefault(day, []).append(name)
+    return found
+
+
+def default_vocab_days(days: list[int]) -> list[int]:
+    """All days but the last (the held-out day), as Criteo's 0-22 for days 0-23."""
+    return days[:-1] or days
+
+
+def find_day_files(input_dir: str, days: tuple[int, ...] | list[int]) -> dict[int, str]:
+    """Map each requested day to its raw file (``day_N`` or ``day_N.gz``)."""
+    found = raw_day_files(input_dir)
     missing = [d for d in days if d not in found]
     if missing:
         have = format_days(sorted(found)) or "none"
@@ -321,15 +332,16 @@ def preprocess(input_dir: str, output_dir: str, options: PreprocessOptions) -> d
         g_pathmgr.mkdirs(out + sub)
         remove_stale_tmp(out + sub)
     skip_bad = options.on_bad_line == "skip"
-    sizes = {d: _source_id(p)["bytes"] for d, p in files.items()}
+    sources = {d: _source_id(p) for d, p in files.items()}  # one stat per file
+    sizes = {d: src["bytes"] for d, src in sources.items()}
     for d, size in sizes.items():
         if size == 0:
             raise RawFormatError(f"{files[d]}: file is empty (0 rows); remove it or regenerate the day")
 
     # Pass 1: parse each raw day once into binary intermediates; count the vocabulary days.
-    count_keys = {d: _key("count", _source_id(files[d]), options.on_bad_line) for d in options.vocab_days}
+    count_keys = {d: _key("count", sources[d], options.on_bad_line) for d in options.vocab_days}
     vocab_key = _key([count_keys[d] for d in options.vocab_days], options.max_rows_per_table)
-    parse_keys = {d: _key("parse", _source_id(files[d]), options.on_bad_line) for d in options.days}
+    parse_keys = {d: _key("parse", sources[d], options.on_bad_line) for d in options.days}
     day_keys = {d: _key("day", parse_keys[d], vocab_key) for d in options.days}
     complete = {d for d in options.days if verified_day_record(out, d, day_keys[d]) is not None}
     if complete:

@@ -17,7 +17,6 @@ from recsearch.utils.fileio import NpyStreamWriter, file_sha256, read_json, writ
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-SHARD_KINDS = ("dense", "sparse", "labels")
 
 
 def jagged_kind(name: str, part: str) -> str:

@@ -27,7 +27,7 @@ from iopath.common.file_io import g_pathmgr
 
 from recsearch.data.criteo import FIRST_VALUE_ID, MISSING_ID, MISSING_VALUE, OOV_ID, format_days, parse_days
 from recsearch.data.shards import DayShardWriter, write_manifest
-from recsearch.data.vocab import FieldCounter, FieldVocab, IdMap
+from recsearch.data.vocab import FieldVocab, IdMap, value_counts
 from recsearch.utils.fileio import write_json
 
 _OPS = {
@@ -310,6 +310,4 @@ def convert_table(schema_path: str, output: str, data_root: str | None = None) -
 
 
 def _vocab(keys: np.ndarray, max_rows: int) -> FieldVocab:
-    counter = FieldCounter()
-    counter.add(keys)
-    return FieldVocab.build(*counter.result(), max_rows)
+    return FieldVocab.build(*value_counts(keys), max_rows)

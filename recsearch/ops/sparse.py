@@ -7,9 +7,7 @@ import math
 import torch
 from torch import nn
 
-
-def _proj(in_dim: int, out_dim: int) -> nn.Module:
-    return nn.Identity() if in_dim == out_dim else nn.Linear(in_dim, out_dim)
+from recsearch.ops.dense import _proj
 
 
 class _FieldProj(nn.Module):

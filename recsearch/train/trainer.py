@@ -9,7 +9,6 @@ papers do. Runs on one process or under torchrun/torchx with N processes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from typing import Any
 
@@ -23,12 +22,12 @@ from recsearch.data.loader import ShardBatches
 from recsearch.data.shards import ShardInfo
 from recsearch.dist.env import DistEnv, init_distributed
 from recsearch.dist.sharding import shard_model
-from recsearch.models.builder import ArchModel, build_model
+from recsearch.models.builder import build_model
 from recsearch.profile.counts import flops_per_example, lookup_bytes_per_example, param_counts
 from recsearch.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
 from recsearch.train.config import TrainConfig
 from recsearch.train.metrics import CTRMetrics
-from recsearch.utils.fileio import write_json
+from recsearch.utils.fileio import read_json, write_json
 
 
 def _summary_writer(run_dir: str) -> Any:
@@ -177,12 +176,12 @@ def train(
         sharding_plan=_plan_summary(plan),
     )
     if config.baseline_run:
-        baseline = json.loads(g_pathmgr.open(f"{config.baseline_run}/metrics.json").read())
+        baseline = read_json(f"{config.baseline_run}/metrics.json")
         result["relative_ne"] = result["ne"] / baseline["ne"]
         result["baseline_run"] = config.baseline_run
     if env.is_main:
         write_json(f"{run_dir}/metrics.json", result)
-        write_json(f"{run_dir}/arch.json", model_spec(model))
+        write_json(f"{run_dir}/arch.json", model.spec)
         write_json(f"{run_dir}/config.json", dataclasses.asdict(config))
         if writer is not None:
             for key in ("auc", "logloss", "ne"):
@@ -194,8 +193,4 @@ def train(
 def _previous_speed(run_dir: str) -> float | None:
     """Throughput of the run that did the training, when this call only evaluated."""
     path = f"{run_dir}/metrics.json"
-    return json.loads(g_pathmgr.open(path).read()).get("samples_per_s") if g_pathmgr.exists(path) else None
-
-
-def model_spec(model: ArchModel) -> dict[str, Any]:
-    return model.spec
+    return read_json(path).get("samples_per_s") if g_pathmgr.exists(path) else None
