@@ -90,15 +90,15 @@ class DotProduct(nn.Module):
         self.compress = nn.Identity() if compress_fields is None else nn.Linear(num_fields, compress_fields)
         n = fields + 1
         rows, cols = torch.triu_indices(n, n, offset=1)
-        self.register_buffer("rows", rows, persistent=False)
-        self.register_buffer("cols", cols, persistent=False)
+        # one flat index_select (backward: index_add) instead of 2-D advanced indexing
+        self.register_buffer("upper", rows * n + cols, persistent=False)
         self.out = _proj(n * (n - 1) // 2, dense_out)
 
     def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
         fields_BNE = self.compress(sparse.transpose(1, 2)).transpose(1, 2)
         all_BNE = torch.cat([self.dense_proj(dense).unsqueeze(1), fields_BNE], dim=1)
         gram_BNN = torch.bmm(all_BNE, all_BNE.transpose(1, 2))
-        return self.out(gram_BNN[:, self.rows, self.cols])  # type: ignore[index]
+        return self.out(torch.index_select(gram_BNN.flatten(1), 1, self.upper))
 
 
 class CrossNet(nn.Module):
