@@ -57,9 +57,20 @@ def test_crossnet_layer_formula() -> None:
 
 
 def test_bad_names_and_args_are_clear() -> None:
-    with pytest.raises(ValueError, match="unknown op 'nope'; known ops: cin, crossnet"):
+    with pytest.raises(ValueError, match="unknown op 'nope'; known ops: add, add3d, cin, crossnet"):
         create_op("nope", SHAPES)
     with pytest.raises(
         ValueError, match=r"does not take argument\(s\) \['depth'\]; it takes: low_rank, num_layers"
     ):
         create_op("crossnet", SHAPES, {"depth": 3})
+
+
+def test_add_ops_sum_equal_parts() -> None:
+    a, b = torch.randn(3, 4), torch.randn(3, 4)
+    add = create_op("add", Shapes(8, 1, 4, dense_out=4), {"parts": 2})
+    torch.testing.assert_close(add(torch.cat([a, b], 1), torch.zeros(3, 1, 4)), a + b)
+    s, t = torch.randn(3, 2, 4), torch.randn(3, 2, 4)
+    add3d = create_op("add3d", Shapes(0, 4, 4, fields_out=2, dim_out=4), {"parts": 2})
+    torch.testing.assert_close(add3d(torch.zeros(3, 0), torch.cat([s, t], 1)), s + t)
+    with pytest.raises(ValueError, match="does not split into 3 equal parts"):
+        create_op("add", Shapes(8, 1, 4, dense_out=4), {"parts": 3})

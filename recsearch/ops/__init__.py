@@ -15,8 +15,8 @@ from typing import Any
 
 from torch import nn
 
-from recsearch.ops.dense import FM, PIN, CrossNet, DenseIdentity, DenseLinear, DotProduct, SigmoidGating, Sum
-from recsearch.ops.sparse import CIN, PMA, EmbedFC, SparseIdentity, SparseLinear, Transformer
+from recsearch.ops.dense import FM, PIN, Add, CrossNet, DenseIdentity, DenseLinear, DotProduct, SigmoidGating, Sum
+from recsearch.ops.sparse import CIN, PMA, Add3D, EmbedFC, SparseIdentity, SparseLinear, Transformer
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,9 @@ _REGISTRY: dict[str, OpSpec] = {
             lambda s: {"emb_dim": s.emb_dim, "dense_out": s.dense_out},
             frozenset({"reduce"}),
         ),
+        OpSpec("add", "dense", Add, _dense, frozenset({"parts"})),
         OpSpec("identity3d", "sparse", SparseIdentity, _sparse),
+        OpSpec("add3d", "sparse", Add3D, _sparse, frozenset({"parts"})),
         OpSpec("linear3d", "sparse", SparseLinear, _sparse),
         OpSpec("embed_fc", "sparse", EmbedFC, _sparse),
         OpSpec("transformer", "sparse", Transformer, _sparse, frozenset({"num_heads", "ffn_dim"})),

@@ -216,6 +216,34 @@ class Sum(nn.Module):
         return pooled
 
 
+class Add(nn.Module):
+    """Element-wise sum of ``parts`` equal-width parts of the dense input (projected).
+
+    A block whose dense input concatenates several op outputs of the same width sums
+    them with this op: how a discretized DistDNAS choice block merges the ops it keeps
+    (the supernet's weighted sum, with the weights dropped).
+
+    Args:
+        dense_in: width of the dense input (``parts`` x part width).
+        dense_out: width of the output (the part width is projected to it).
+        parts: number of equal parts.
+
+    Example:
+        >>> Add(dense_in=6, dense_out=3, parts=2)(torch.tensor([[1.0, 2, 3, 10, 20, 30]]), torch.ones(1, 1, 4))
+        tensor([[11., 22., 33.]])
+    """
+
+    def __init__(self, *, dense_in: int, dense_out: int, parts: int = 1) -> None:
+        super().__init__()
+        if parts < 1 or dense_in % parts:
+            raise ValueError(f"add: dense input width {dense_in} does not split into {parts} equal parts")
+        self.parts = parts
+        self.proj = _proj(dense_in // parts, dense_out)
+
+    def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+        return self.proj(dense.view(dense.shape[0], self.parts, -1).sum(dim=1))
+
+
 class FM(nn.Module):
     """Factorization-machine second-order term over the sparse fields.
 

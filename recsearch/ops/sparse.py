@@ -45,6 +45,39 @@ class SparseIdentity(nn.Module):
         return self.dims(self.fields(sparse))
 
 
+class Add3D(nn.Module):
+    """Element-wise sum of ``parts`` equal groups of fields of the sparse input (projected).
+
+    The sparse counterpart of ``Add``: a block whose sparse input concatenates
+    several op outputs of the same shape along the field axis sums them.
+
+    Args:
+        num_fields: N_in (``parts`` x fields per part).
+        emb_dim: E_in.
+        fields_out: N_out (the fields per part are projected to it).
+        dim_out: E_out.
+        parts: number of equal groups of fields.
+
+    Example:
+        >>> Add3D(num_fields=4, emb_dim=3, fields_out=2, dim_out=3, parts=2)(torch.ones(2, 8), torch.ones(2, 4, 3))[0]
+        tensor([[2., 2., 2.],
+                [2., 2., 2.]])
+    """
+
+    def __init__(self, *, num_fields: int, emb_dim: int, fields_out: int, dim_out: int, parts: int = 1) -> None:
+        super().__init__()
+        if parts < 1 or num_fields % parts:
+            raise ValueError(f"add3d: {num_fields} input fields do not split into {parts} equal parts")
+        self.parts = parts
+        self.out = SparseIdentity(
+            num_fields=num_fields // parts, emb_dim=emb_dim, fields_out=fields_out, dim_out=dim_out
+        )
+
+    def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+        b, n, e = sparse.shape
+        return self.out(dense, sparse.view(b, self.parts, n // self.parts, e).sum(dim=1))
+
+
 class SparseLinear(nn.Module):
     """Linear3D: a linear layer with ReLU on every field's embedding (weights shared).
 

@@ -18,12 +18,12 @@ def param_counts(model: nn.Module) -> dict[str, int]:
     return {"params": total, "embedding_params": emb, "dense_params": total - emb}
 
 
-@torch.no_grad()
 def flops_per_example(model: nn.Module, dense: torch.Tensor, sparse: KeyedJaggedTensor) -> float:
     """Forward FLOPs per example, counted by ``torch.utils.flop_counter.FlopCounterMode``.
 
     Embedding lookups count as 0 FLOPs there (they move bytes, not arithmetic);
-    see :func:`lookup_bytes_per_example` for their cost.
+    see :func:`lookup_bytes_per_example` for their cost. Runs with autograd on:
+    the counter's module tracker fails on parameters expanded under ``no_grad``.
     """
     was_training = model.training
     model.eval()

@@ -1,0 +1,1 @@
+"""Neural-architecture-search methods; each one emits the shared architecture JSON."""

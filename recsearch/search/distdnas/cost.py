@@ -1,0 +1,132 @@
+"""Cost-aware regularization: a random-forest cost model over sampled architectures.
+
+Sample discrete architectures of the space, measure each one's cost (forward FLOPs
+per example of its interaction graph, counted by ``FlopCounterMode`` on the meta
+device, so nothing is allocated; or measured latency on this machine), fit a random
+forest from "how many blocks keep op j" to the cost, and take each op's permutation
+importance s_j, clipped at 0 and normalized to sum 1, as its cost weight. The
+search adds R = gamma * sum over blocks and ops of s_j * p_j to the architecture
+loss (p_j: the op's noise-free mixing weight; paper gamma = 0.004).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
+
+from recsearch.models.builder import build_interaction
+from recsearch.search.distdnas.space import DENSE_OPS, OP_LABELS, SPARSE_OPS, SpaceConfig, arch_from_choice
+from recsearch.search.distdnas.space import sample_choice as _sample_choice
+
+ALL_OPS = DENSE_OPS + SPARSE_OPS
+
+
+def choice_features(choice: list[tuple[list[str], list[str]]]) -> list[int]:
+    """How many blocks keep each op (the cost model's inputs), in ``ALL_OPS`` order."""
+    return [sum(op in d or op in s for d, s in choice) for op in ALL_OPS]
+
+
+def arch_flops(spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: int) -> float:
+    """Forward FLOPs per example of an architecture's interaction graph (lookups excluded)."""
+    with torch.device("meta"):
+        graph = build_interaction(spec, num_dense, num_fields, emb_dim)
+        dense, sparse = torch.empty(8, num_dense), torch.empty(8, num_fields, emb_dim)
+    with FlopCounterMode(display=False) as counter:  # not no_grad: see flops_per_example
+        graph(dense, sparse)
+    return counter.get_total_flops() / 8
+
+
+def arch_latency_ms(spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: int, batch: int = 512) -> float:
+    """Measured forward latency (ms) of an architecture's interaction graph at ``batch``."""
+    graph = build_interaction(spec, num_dense, num_fields, emb_dim).eval()
+    dense, sparse = torch.randn(batch, num_dense), torch.randn(batch, num_fields, emb_dim)
+    with torch.no_grad():
+        graph(dense, sparse)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            graph(dense, sparse)
+            times.append(time.perf_counter() - start)
+    return 1e3 * min(times)
+
+
+def fit_cost_table(
+    space: SpaceConfig,
+    num_dense: int,
+    num_fields: int,
+    samples: int = 64,
+    metric: str = "flops",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Sample architectures, fit the random forest, return the cost table (JSON-able)."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.inspection import permutation_importance
+
+    if metric not in ("flops", "latency"):
+        raise ValueError(f"cost metric must be flops or latency, got {metric!r}")
+    if samples < 8:
+        raise ValueError(f"the cost model needs at least 8 sampled architectures, got {samples}")
+    rng = np.random.default_rng(seed)
+    rows, costs = [], []
+    for _ in tqdm(range(samples), desc=f"cost model ({metric})", disable=not progress, unit="arch"):
+        choice = _sample_choice(rng, space)
+        spec = arch_from_choice(choice, space)
+        if metric == "flops":
+            cost = arch_flops(spec, num_dense, num_fields, space.emb_dim)
+        else:
+            cost = arch_latency_ms(spec, num_dense, num_fields, space.emb_dim)
+        rows.append(choice_features(choice))
+        costs.append(cost)
+    x, y = np.array(rows, dtype=np.float64), np.array(costs, dtype=np.float64)
+    forest = RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=1).fit(x, y)
+    imp = permutation_importance(forest, x, y, n_repeats=10, random_state=seed, n_jobs=1)
+    raw = np.clip(imp.importances_mean, 0.0, None)
+    weights = raw / raw.sum() if raw.sum() > 0 else np.full(len(ALL_OPS), 1.0 / len(ALL_OPS))
+    return {
+        "metric": metric,
+        "unit": "FLOPs per example" if metric == "flops" else "ms at batch 512",
+        "space": space.to_dict(),
+        "num_dense": num_dense,
+        "num_fields": num_fields,
+        "samples": samples,
+        "seed": seed,
+        "forest_r2": float(forest.score(x, y)),
+        "ops": ALL_OPS,
+        "importance": [float(v) for v in imp.importances_mean],
+        "importance_std": [float(v) for v in imp.importances_std],
+        "weights": [float(v) for v in weights],
+        "cost_min": float(y.min()),
+        "cost_median": float(np.median(y)),
+        "cost_max": float(y.max()),
+    }
+
+
+def cost_weights(table: dict[str, Any]) -> tuple[list[float], list[float]]:
+    """The normalized cost weights s_j of the dense and of the sparse ops."""
+    by_op = dict(zip(table["ops"], table["weights"], strict=True))
+    return [by_op[op] for op in DENSE_OPS], [by_op[op] for op in SPARSE_OPS]
+
+
+def plot_cost_table(table: dict[str, Any], path: str) -> None:
+    """A bar chart of each op's normalized cost weight (the paper's Figure 5)."""
+    from recsearch.utils.plots import save_figure, pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    labels = [OP_LABELS[op] for op in table["ops"]]
+    colors = ["tab:blue"] * len(DENSE_OPS) + ["tab:orange"] * len(SPARSE_OPS)
+    ax.bar(labels, table["weights"], color=colors)
+    ax.set_ylabel("cost weight s_j (normalized)")
+    ax.set_title(
+        f"Op cost importance: random forest over {table['samples']} sampled archs "
+        f"({table['unit']}, R²={table['forest_r2']:.2f})",
+        fontsize=9,
+    )
+    ax.tick_params(axis="x", rotation=35)
+    save_figure(fig, path)

@@ -1,0 +1,200 @@
+"""The DistDNAS search space: N choice blocks, their wiring, and architectures in it.
+
+Block i (1..N) takes as dense input the dense outputs of blocks i-1 and i-2 plus the
+flattened sparse output of block i-1 (the sparse-to-dense merger), and as sparse
+input the sparse output of block i-1 plus each dense input mapped to one field (the
+dense-to-sparse merger). Block 0 is the data: dense features and pooled embeddings.
+Every block mixes ``DENSE_OPS`` into a dense output of ``dense_dim`` and
+``SPARSE_OPS`` into a sparse output of ``sparse_fields`` x ``emb_dim``; the head MLP
+reads block N's dense and flattened sparse outputs.
+
+A discrete architecture keeps, per block, a non-empty subset of the dense ops and of
+the sparse ops; each kept op becomes one block of the architecture JSON, and where a
+choice block keeps several ops of a kind an ``add`` (``add3d``) block sums their
+outputs, as the supernet does (weights dropped), so widths match the supernet's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recsearch.models.arch import INPUT_DENSE, INPUT_SPARSE, SCHEMA_VERSION, validate
+
+DENSE_OPS = ["identity", "linear", "dot_product", "crossnet", "pin"]
+SPARSE_OPS = ["identity3d", "linear3d", "transformer", "embed_fc", "pma"]
+# shorter names for plots and tables
+OP_LABELS = {
+    "identity": "Identity",
+    "linear": "Linear",
+    "dot_product": "DotProduct",
+    "crossnet": "CrossNet",
+    "pin": "PIN",
+    "identity3d": "Identity3D",
+    "linear3d": "Linear3D",
+    "transformer": "Transformer",
+    "embed_fc": "EmbedFC",
+    "pma": "PMA",
+}
+
+
+@dataclass
+class SpaceConfig:
+    """Shape of the search space (paper: 7 blocks, dim_d 256/512, N_s 16, dim_s 16).
+
+    Attributes:
+        num_blocks: choice blocks N.
+        dense_dim: width of each block's dense output (dim_d).
+        sparse_fields: fields of each block's sparse output (N_s).
+        emb_dim: embedding dim, also each sparse output field's width (dim_s).
+        head_hidden: hidden widths of the output MLP.
+        dot_compress_fields: DotProduct compresses its input fields to this many with
+            EmbedFC first (NASRec's operator balancing; 0: no compression).
+        crossnet_layers: cross layers of the CrossNet op.
+    """
+
+    num_blocks: int = 7
+    dense_dim: int = 256
+    sparse_fields: int = 16
+    emb_dim: int = 16
+    head_hidden: list[int] = field(default_factory=lambda: [256])
+    dot_compress_fields: int = 16
+    crossnet_layers: int = 1
+
+    def check(self) -> None:
+        if self.num_blocks < 1:
+            raise ValueError(f"num_blocks must be >= 1, got {self.num_blocks}")
+        for name in ("dense_dim", "sparse_fields", "emb_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.emb_dim % 4:
+            raise ValueError(f"emb_dim must be a multiple of 4 (FBGEMM kernels), got {self.emb_dim}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def op_args(op: str, space: SpaceConfig) -> dict[str, Any]:
+    """Op-specific arguments used in this space (the supernet and discrete archs alike)."""
+    if op == "dot_product" and space.dot_compress_fields:
+        return {"compress_fields": space.dot_compress_fields}
+    if op == "crossnet":
+        return {"num_layers": space.crossnet_layers}
+    return {}
+
+
+def _block_name(i: int, op: str) -> str:
+    return f"b{i}_{op}"
+
+
+def arch_from_choice(
+    choice: list[tuple[list[str], list[str]]],
+    space: SpaceConfig,
+    name: str = "distdnas",
+    stack: int = 1,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The architecture JSON of one discrete choice: per block (dense ops, sparse ops) kept.
+
+    With ``stack`` M > 1 the chain of blocks is repeated M times in parallel (own
+    weights each) and the head reads all M final outputs, as the paper's stacking.
+    """
+    if len(choice) != space.num_blocks:
+        raise ValueError(f"a choice needs {space.num_blocks} blocks, got {len(choice)}")
+    if stack < 1:
+        raise ValueError(f"stack must be >= 1, got {stack}")
+    blocks: list[dict[str, Any]] = []
+    head_inputs: list[str] = []
+    for m in range(stack):
+        prefix = f"s{m}_" if stack > 1 else ""
+        dense_outs: list[list[str]] = [[INPUT_DENSE]]  # per block; block 0 = data
+        sparse_outs: list[list[str]] = [[INPUT_SPARSE]]
+        for i, (dense_ops, sparse_ops) in enumerate(choice, start=1):
+            if not dense_ops or not sparse_ops:
+                raise ValueError(f"block {i} keeps no dense or no sparse op; each block needs both")
+            dense_in = dense_outs[i - 1] + (dense_outs[i - 2] if i >= 2 else [])
+            refs_dense = dense_in + sparse_outs[i - 1]  # sparse refs flatten: sparse-to-dense merger
+            refs_sparse = sparse_outs[i - 1] + dense_in  # dense refs -> one field each
+            d_names, s_names = [], []
+            for op in dense_ops:
+                if op not in DENSE_OPS:
+                    raise ValueError(f"block {i}: {op!r} is not a dense op of this space {DENSE_OPS}")
+                d_names.append(prefix + _block_name(i, op))
+                blocks.append(
+                    {
+                        "name": d_names[-1],
+                        "op": op,
+                        "dense": refs_dense,
+                        "sparse": refs_sparse,
+                        "dense_out": space.dense_dim,
+                        "args": op_args(op, space),
+                    }
+                )
+            for op in sparse_ops:
+                if op not in SPARSE_OPS:
+                    raise ValueError(f"block {i}: {op!r} is not a sparse op of this space {SPARSE_OPS}")
+                s_names.append(prefix + _block_name(i, op))
+                blocks.append(
+                    {
+                        "name": s_names[-1],
+                        "op": op,
+                        "dense": refs_dense,
+                        "sparse": refs_sparse,
+                        "fields_out": space.sparse_fields,
+                        "dim_out": space.emb_dim,
+                        "args": op_args(op, space),
+                    }
+                )
+            if len(d_names) > 1:
+                blocks.append(
+                    {
+                        "name": f"{prefix}b{i}_dense",
+                        "op": "add",
+                        "dense": d_names,
+                        "dense_out": space.dense_dim,
+                        "args": {"parts": len(d_names)},
+                    }
+                )
+                d_names = [blocks[-1]["name"]]
+            if len(s_names) > 1:
+                blocks.append(
+                    {
+                        "name": f"{prefix}b{i}_sparse",
+                        "op": "add3d",
+                        "sparse": s_names,
+                        "fields_out": space.sparse_fields,
+                        "dim_out": space.emb_dim,
+                        "args": {"parts": len(s_names)},
+                    }
+                )
+                s_names = [blocks[-1]["name"]]
+            dense_outs.append(d_names)
+            sparse_outs.append(s_names)
+        head_inputs += dense_outs[-1] + sparse_outs[-1]
+    spec = {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "embedding": {"dim": space.emb_dim},
+        "blocks": blocks,
+        "head": {"inputs": head_inputs, "hidden": list(space.head_hidden)},
+        "meta": {
+            "search_space": space.to_dict(),
+            "choice": [[list(d), list(s)] for d, s in choice],
+            "stack": stack,
+            **(meta or {}),
+        },
+    }
+    return validate(spec)
+
+
+def sample_choice(rng: np.random.Generator, space: SpaceConfig) -> list[tuple[list[str], list[str]]]:
+    """A random discrete choice: each op kept with probability 1/2, at least one per kind."""
+
+    def subset(ops: list[str]) -> list[str]:
+        keep = [op for op in ops if rng.random() < 0.5]
+        return keep or [ops[int(rng.integers(len(ops)))]]
+
+    return [(subset(DENSE_OPS), subset(SPARSE_OPS)) for _ in range(space.num_blocks)]
