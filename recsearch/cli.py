@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from recsearch.search.cli import add_discretize, add_search
+
 _DESCRIPTION = """recsearch: search, train and ship CTR models on TorchRec.
 
 Stages (run `recsearch <stage> --help` for each):
@@ -17,6 +19,8 @@ Stages (run `recsearch <stage> --help` for each):
   eval        evaluate a trained run on a shard day
   profile     FLOPs, parameter counts and measured latency of a model
   export      a trained run -> TorchScript (or torch.export) over plain tensors
+  search      architecture search (distdnas), per day through torchx
+  discretize  a search result -> architecture JSON
   quickstart  synth -> preprocess -> load batches, on an embedded default
 """
 
@@ -367,6 +371,8 @@ _STAGES: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_eval,
     _add_profile,
     _add_export,
+    add_search,
+    add_discretize,
     _add_quickstart,
 ]
 

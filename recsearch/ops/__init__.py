@@ -15,7 +15,17 @@ from typing import Any
 
 from torch import nn
 
-from recsearch.ops.dense import FM, PIN, Add, CrossNet, DenseIdentity, DenseLinear, DotProduct, SigmoidGating, Sum
+from recsearch.ops.dense import (
+    FM,
+    PIN,
+    Add,
+    CrossNet,
+    DenseIdentity,
+    DenseLinear,
+    DotProduct,
+    SigmoidGating,
+    Sum,
+)
 from recsearch.ops.sparse import CIN, PMA, Add3D, EmbedFC, SparseIdentity, SparseLinear, Transformer
 
 

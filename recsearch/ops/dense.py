@@ -98,7 +98,7 @@ class DotProduct(nn.Module):
         fields_BNE = self.compress(sparse.transpose(1, 2)).transpose(1, 2)
         all_BNE = torch.cat([self.dense_proj(dense).unsqueeze(1), fields_BNE], dim=1)
         gram_BNN = torch.bmm(all_BNE, all_BNE.transpose(1, 2))
-        return self.out(torch.index_select(gram_BNN.flatten(1), 1, self.upper))
+        return self.out(torch.index_select(gram_BNN.flatten(1), 1, self.upper))  # type: ignore[arg-type]
 
 
 class CrossNet(nn.Module):
@@ -229,7 +229,8 @@ class Add(nn.Module):
         parts: number of equal parts.
 
     Example:
-        >>> Add(dense_in=6, dense_out=3, parts=2)(torch.tensor([[1.0, 2, 3, 10, 20, 30]]), torch.ones(1, 1, 4))
+        >>> add = Add(dense_in=6, dense_out=3, parts=2)
+        >>> add(torch.tensor([[1.0, 2, 3, 10, 20, 30]]), torch.ones(1, 1, 4))
         tensor([[11., 22., 33.]])
     """
 

@@ -59,12 +59,15 @@ class Add3D(nn.Module):
         parts: number of equal groups of fields.
 
     Example:
-        >>> Add3D(num_fields=4, emb_dim=3, fields_out=2, dim_out=3, parts=2)(torch.ones(2, 8), torch.ones(2, 4, 3))[0]
+        >>> add3d = Add3D(num_fields=4, emb_dim=3, fields_out=2, dim_out=3, parts=2)
+        >>> add3d(torch.ones(2, 8), torch.ones(2, 4, 3))[0]
         tensor([[2., 2., 2.],
                 [2., 2., 2.]])
     """
 
-    def __init__(self, *, num_fields: int, emb_dim: int, fields_out: int, dim_out: int, parts: int = 1) -> None:
+    def __init__(
+        self, *, num_fields: int, emb_dim: int, fields_out: int, dim_out: int, parts: int = 1
+    ) -> None:
         super().__init__()
         if parts < 1 or num_fields % parts:
             raise ValueError(f"add3d: {num_fields} input fields do not split into {parts} equal parts")

@@ -19,6 +19,10 @@ C = TypeVar("C")
 
 
 def _coerce(cls_name: str, key: str, value: Any, annotation: Any) -> Any:
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        if not isinstance(value, dict):
+            raise ValueError(f"{cls_name}.{key} is a section of keys, got {value!r}")
+        return build_config(annotation, value)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -78,5 +82,12 @@ def load_config(cls: type[C], path: str | None, overrides: list[str]) -> C:
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: a config file is a YAML mapping")
         values.update(loaded)
-    values.update(parse_overrides(overrides))
-    return build_config(cls, values)
+    return build_config(cls, _merge(values, parse_overrides(overrides)))
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``, section by section (``space.num_blocks=3`` keeps ``space``'s other keys)."""
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -41,7 +41,9 @@ def arch_flops(spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: i
     return counter.get_total_flops() / 8
 
 
-def arch_latency_ms(spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: int, batch: int = 512) -> float:
+def arch_latency_ms(
+    spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: int, batch: int = 512
+) -> float:
     """Measured forward latency (ms) of an architecture's interaction graph at ``batch``."""
     graph = build_interaction(spec, num_dense, num_fields, emb_dim).eval()
     dense, sparse = torch.randn(batch, num_dense), torch.randn(batch, num_fields, emb_dim)
@@ -115,7 +117,7 @@ def cost_weights(table: dict[str, Any]) -> tuple[list[float], list[float]]:
 
 def plot_cost_table(table: dict[str, Any], path: str) -> None:
     """A bar chart of each op's normalized cost weight (the paper's Figure 5)."""
-    from recsearch.utils.plots import save_figure, pyplot
+    from recsearch.utils.plots import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.6))

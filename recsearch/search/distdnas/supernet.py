@@ -50,7 +50,9 @@ class ChoiceBlock(nn.Module):
         self, dense: list[torch.Tensor], sparse: torch.Tensor, w_dense: torch.Tensor, w_sparse: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x_dense = torch.cat([*dense, sparse.flatten(1)], dim=1)
-        x_sparse = torch.cat([sparse, *[m(d).unsqueeze(1) for m, d in zip(self.to_field, dense, strict=True)]], 1)
+        x_sparse = torch.cat(
+            [sparse, *[m(d).unsqueeze(1) for m, d in zip(self.to_field, dense, strict=True)]], 1
+        )
         out_dense = sum(w_dense[j] * op(x_dense, x_sparse) for j, op in enumerate(self.dense_ops))
         out_sparse = sum(w_sparse[j] * op(x_dense, x_sparse) for j, op in enumerate(self.sparse_ops))
         return out_dense, out_sparse  # type: ignore[return-value]
@@ -86,7 +88,11 @@ class Supernet(nn.Module):
         ebc = EmbeddingBagCollection(
             tables=[
                 EmbeddingBagConfig(
-                    name=f"t_{f}", embedding_dim=e, num_embeddings=n, feature_names=[f], pooling=PoolingType.SUM
+                    name=f"t_{f}",
+                    embedding_dim=e,
+                    num_embeddings=n,
+                    feature_names=[f],
+                    pooling=PoolingType.SUM,
                 )
                 for f, n in zip(feature_names, num_embeddings, strict=True)
             ]
@@ -95,13 +101,12 @@ class Supernet(nn.Module):
             ebc=ebc, feature_names=list(feature_names), dims=[e] * len(feature_names), common_dim=e
         )
         blocks = []
-        dense_widths: list[int] = [num_dense]  # dense outputs of block 0 (the data)
         fields = len(feature_names)
         for i in range(1, space.num_blocks + 1):
-            widths = [num_dense] if i == 1 else [space.dense_dim] + ([space.dense_dim] if i > 2 else [num_dense])
+            # dense inputs: the outputs of blocks i-1 and i-2 (block 0 = the dense features)
+            widths = [num_dense] if i == 1 else [space.dense_dim, space.dense_dim if i > 2 else num_dense]
             blocks.append(ChoiceBlock(dense_widths=widths, sparse_fields=fields, space=space))
             fields = space.sparse_fields
-        del dense_widths
         self.blocks = nn.ModuleList(blocks)
         layers: list[nn.Module] = []
         width = space.dense_dim + space.sparse_fields * e
