@@ -6,6 +6,8 @@ torchx's ``dist.ddp`` (torchrun) so it runs with N processes. Examples::
     torchx run -s local_cwd launchers/recsearch_jobs.py:train --data shards/ --train_days 0-3 \\
         --eval_day 4 --out runs/dlrm --model dlrm -j 1x2
     torchx run --dryrun -s slurm launchers/recsearch_jobs.py:train --data /shared/shards ...
+    torchx run -s local_cwd launchers/recsearch_jobs.py:distdnas_search_job --search_dir search/ \
+        --data shards/ --name day_3 --days 3
 """
 
 import torchx.specs as specs
@@ -68,6 +70,35 @@ def train(
         rdzv_port=rdzv_port,
         max_retries=max_retries,
     )
+
+
+def distdnas_search_job(
+    search_dir: str,
+    data: str,
+    name: str,
+    days: str,
+    threads: int = 1,
+    image: str = IMAGE,
+    memMB: int = 8192,
+) -> specs.AppDef:
+    """One DistDNAS search job (what `recsearch search distdnas` submits per day).
+
+    The search directory must have been prepared by `recsearch search distdnas`
+    (search.json, cost table); the job writes SEARCH_DIR/NAME/weights.json.
+
+    Args:
+        search_dir: search directory.
+        data: shard directory.
+        name: job directory name inside search_dir, e.g. day_3.
+        days: days of this job, e.g. 3 (or 0-3 for one-shot).
+        threads: intra-op threads of the job.
+        image: container image (for container schedulers).
+        memMB: memory in MB.
+    """
+    from recsearch.data.criteo import parse_days
+    from recsearch.search.distdnas.launch import job_app
+
+    return job_app(search_dir, data, name, parse_days(days), threads, image, cpu=threads, memMB=memMB)
 
 
 def evaluate(run: str, data: str, day: int, image: str = IMAGE, memMB: int = 4096) -> specs.AppDef:

@@ -42,7 +42,7 @@ class SearchConfig:
     arch_lr: float = 3e-3
     warmup_steps: int = 100
     cost_gamma: float = 0.004
-    cost_samples: int = 64
+    cost_samples: int = 128
     cost_metric: str = "flops"
     max_steps: int = 0
     checkpoint_every: int = 200

@@ -1,8 +1,8 @@
 """Cost-aware regularization: a random-forest cost model over sampled architectures.
 
 Sample discrete architectures of the space, measure each one's cost (forward FLOPs
-per example of its interaction graph, counted by ``FlopCounterMode`` on the meta
-device, so nothing is allocated; or measured latency on this machine), fit a random
+per example of its interaction graph, counted by ``FlopCounterMode``; or measured
+latency on this machine), fit a random
 forest from "how many blocks keep op j" to the cost, and take each op's permutation
 importance s_j, clipped at 0 and normalized to sum 1, as its cost weight. The
 search adds R = gamma * sum over blocks and ops of s_j * p_j to the architecture
@@ -33,12 +33,11 @@ def choice_features(choice: list[tuple[list[str], list[str]]]) -> list[int]:
 
 def arch_flops(spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: int) -> float:
     """Forward FLOPs per example of an architecture's interaction graph (lookups excluded)."""
-    with torch.device("meta"):
-        graph = build_interaction(spec, num_dense, num_fields, emb_dim)
-        dense, sparse = torch.empty(8, num_dense), torch.empty(8, num_fields, emb_dim)
-    with FlopCounterMode(display=False) as counter:  # not no_grad: see flops_per_example
-        graph(dense, sparse)
-    return counter.get_total_flops() / 8
+    graph = build_interaction(spec, num_dense, num_fields, emb_dim)
+    # with autograd on: the counter's module tracker fails on parameters expanded under no_grad
+    with FlopCounterMode(display=False) as counter:
+        graph(torch.zeros(2, num_dense), torch.zeros(2, num_fields, emb_dim))
+    return counter.get_total_flops() / 2
 
 
 def arch_latency_ms(

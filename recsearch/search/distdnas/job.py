@@ -129,6 +129,7 @@ def run_job(
         train_batch, arch_batch = next(it), next(it)
         if step < start_step:
             continue
+        torch.manual_seed(config.seed * 1_000_003 + step)  # Gumbel noise: same after a resume
         # weight step
         scale = min(1.0, (step + 1) / max(config.warmup_steps, 1))
         for group, lr in zip(weight_opt.param_groups, base_lrs, strict=True):
@@ -176,6 +177,7 @@ def run_job(
         "steps": steps,
         "cost_gamma": gamma,
         "heldout": heldout.compute() if start_step < steps else None,
+        "heldout_steps": steps - start_step,  # the held-out metrics cover this job's last process
         "seconds": elapsed,
         "samples_per_s": samples / elapsed if samples else None,
         "history": history,
