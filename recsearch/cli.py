@@ -21,7 +21,7 @@ Stages (run `recsearch <stage> --help` for each):
   export      a trained run -> TorchScript (or torch.export) over plain tensors
   search      architecture search (distdnas), per day through torchx
   discretize  a search result -> architecture JSON
-  quickstart  synth -> preprocess -> load batches, on an embedded default
+  quickstart  DistDNAS end to end (synth -> search -> train -> export), embedded default
 """
 
 
@@ -177,21 +177,38 @@ def _run_inspect(a: argparse.Namespace) -> None:
 def _add_quickstart(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quickstart",
-        help="run the main job on an embedded default",
-        description=("synth -> preprocess -> load batches on a small planted dataset, under --workdir."),
+        help="run the main job (DistDNAS end to end) on an embedded default",
+        description=(
+            "synth (planted raw Criteo days) -> preprocess -> DistDNAS search, one torchx job per day "
+            "(all days but the last) -> average -> discretize -> train the discovered model, DLRM and "
+            "DCN-v2 -> evaluate on the last day -> export the discovered model -> a table (FLOPs, params, "
+            "NE, relative NE, AUC, logloss, Bayes limit) and WORKDIR/pareto.png. Rerunning resumes."
+        ),
     )
     p.add_argument("--workdir", default="runs/quickstart", help="where data and results go")
-    p.add_argument("--preset", default="tiny", choices=["tiny", "small", "medium"])
-    p.add_argument("--days", type=int, default=3)
-    p.add_argument("--rows-per-day", type=int, default=20_000)
+    p.add_argument("--preset", default="tiny", choices=["tiny", "small", "medium"], help="synth preset")
+    p.add_argument("--days", type=int, default=4, help="days; the last one is held out (default 4)")
+    p.add_argument("--rows-per-day", type=int, default=100_000, help="rows per day (default 100,000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="search jobs at a time (default 2)")
+    p.add_argument("--threshold", type=float, default=0.2, help="discretization threshold (default 0.2)")
     p.set_defaults(func=_run_quickstart)
 
 
 def _run_quickstart(a: argparse.Namespace) -> None:
-    from recsearch.quickstart import quickstart
+    from recsearch.quickstart import QuickstartOptions, quickstart
 
-    quickstart(a.workdir, a.preset, a.days, a.rows_per_day, a.seed)
+    quickstart(
+        QuickstartOptions(
+            workdir=a.workdir,
+            preset=a.preset,
+            days=a.days,
+            rows_per_day=a.rows_per_day,
+            seed=a.seed,
+            workers=a.workers,
+            threshold=a.threshold,
+        )
+    )
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:

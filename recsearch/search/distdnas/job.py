@@ -149,7 +149,8 @@ def run_job(
             arch_loss = arch_loss + gamma * ((w_dense * cost_d).sum() + (w_sparse * cost_s).sum())
         arch_loss.backward()
         arch_opt.step()
-        heldout.update(logits.detach(), b.labels)
+        if step >= steps // 2:  # held-out quality of the supernet: the job's second half
+            heldout.update(logits.detach(), b.labels)
         samples += (len(train_batch.labels) + len(arch_batch.labels)) * env.world_size
         bar.update(1)
         if step % config.log_every == 0 or step + 1 == steps:
@@ -176,8 +177,8 @@ def run_job(
         "temperature": config.temperature,
         "steps": steps,
         "cost_gamma": gamma,
-        "heldout": heldout.compute() if start_step < steps else None,
-        "heldout_steps": steps - start_step,  # the held-out metrics cover this job's last process
+        # the architecture batches of the second half (after a resume: of this process's part)
+        "heldout": heldout.compute() if max(start_step, steps // 2) < steps else None,
         "seconds": elapsed,
         "samples_per_s": samples / elapsed if samples else None,
         "history": history,

@@ -290,7 +290,8 @@ def plot_heatmap(agg: dict[str, Any], path: str) -> None:
 
     plt = pyplot()
     blocks = len(agg["dense_weights"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 1.2 + 0.45 * blocks))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 1.4 + 0.45 * blocks))
+    fig.subplots_adjust(wspace=0.45)
     for ax, key, ops, title in (
         (axes[0], "dense_weights", agg["dense_ops"], "dense ops (alpha)"),
         (axes[1], "sparse_weights", agg["sparse_ops"], "sparse ops (beta)"),
