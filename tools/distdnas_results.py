@@ -1,0 +1,172 @@
+"""DistDNAS measured: discovered models vs the zoo, cost-aware vs no-cost, per-day vs one-shot.
+
+    python tools/distdnas_results.py [--days 5] [--rows-per-day 100000] [--seed 0] [--work DIR]
+
+Data: `recsearch synth --preset small` (Zipf ids, planted crosses), days 0..N-2 to search
+and train on, day N-1 held out (with its Bayes limit). Every step goes through the
+documented CLI: `recsearch search distdnas` in modes distributed (K=1 and K=2 workers),
+one-shot (one job over all days, all cores) and no-cost; `recsearch discretize
+--threshold 0.2`; `recsearch train` of each discovered model and of DLRM and DCN-v2.
+Prints markdown tables (for docs/results.md and docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = [
+    "space.num_blocks=5",
+    "space.dense_dim=128",
+    "space.sparse_fields=16",
+    "space.head_hidden=[128]",
+    "space.dot_compress_fields=16",
+    "batch_size=512",
+    "warmup_steps=20",
+    "arch_lr=0.01",
+]
+TRAIN = ["batch_size=512", "warmup_steps=20"]
+
+
+def recsearch(*args: str) -> float:
+    start = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "recsearch", *args], capture_output=True, text=True, cwd=REPO)
+    if r.returncode:
+        sys.exit(f"recsearch {' '.join(args)} failed:\n{r.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--days", type=int, default=5)
+    p.add_argument("--rows-per-day", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", default="runs/distdnas_results")
+    a = p.parse_args()
+    w = Path(a.work)
+    days = f"0-{a.days - 2}"
+    eval_day = a.days - 1
+    recsearch(
+        "synth",
+        "--output",
+        f"{w}/raw",
+        "--days",
+        str(a.days),
+        "--rows-per-day",
+        str(a.rows_per_day),
+        "--preset",
+        "small",
+        "--seed",
+        str(a.seed),
+    )
+    recsearch("preprocess", "--input", f"{w}/raw", "--output", f"{w}/shards")
+    shards = f"{w}/shards"
+    searches = {  # name: (mode, workers)
+        "one-shot": ("one-shot", 1),
+        "distributed K=1": ("distributed", 1),
+        "distributed K=2": ("distributed", 2),
+        "no-cost K=2": ("no-cost", 2),
+    }
+    timing = {}
+    for name, (mode, k) in searches.items():
+        out = f"{w}/search_{name.replace(' ', '_').replace('=', '')}"
+        total = recsearch(
+            "search",
+            "distdnas",
+            "--data",
+            shards,
+            "--days",
+            days,
+            "--out",
+            out,
+            "--mode",
+            mode,
+            "--workers",
+            str(k),
+            *SPACE,
+            f"seed={a.seed}",
+        )
+        agg = json.loads(Path(f"{out}/aggregate.json").read_text())
+        timing[name] = {"jobs_s": agg["search_seconds"], "total_s": total, "out": out, "agg": agg}
+        print(f"searched {name}: jobs {agg['search_seconds']:.0f} s, command {total:.0f} s", flush=True)
+
+    models = {"dlrm": ["--model", "dlrm"], "dcn_v2": ["--model", "dcn_v2"]}
+    for name in ("distributed K=2", "one-shot", "no-cost K=2"):
+        arch = f"{w}/arch_{name.split()[0]}.json"
+        recsearch(
+            "discretize",
+            "--search",
+            timing[name]["out"],
+            "--threshold",
+            "0.2",
+            "--out",
+            arch,
+            "--name",
+            f"distdnas_{name.split()[0].replace('-', '_')}",
+        )
+        models[f"distdnas ({name.split()[0]})"] = ["--arch", arch]
+    results = {}
+    for name, spec in models.items():
+        run = f"{w}/runs/{name.split()[0] if name in ('dlrm', 'dcn_v2') else name.replace(' ', '_')}"
+        extra = [] if name == "dlrm" else [f"baseline_run={w}/runs/dlrm"]
+        recsearch(
+            "train",
+            *spec,
+            "--data",
+            shards,
+            "--train-days",
+            days,
+            "--eval-day",
+            str(eval_day),
+            "--out",
+            run,
+            *TRAIN,
+            *extra,
+            f"seed={a.seed}",
+        )
+        results[name] = json.loads(Path(f"{run}/metrics.json").read_text())
+        print(f"trained {name}: auc {results[name]['auc']:.4f}", flush=True)
+    bayes = json.loads(Path(f"{w}/raw/truth/bayes.json").read_text())["days"][-1]
+    ctr = results["dlrm"]["ctr"]
+    bayes_ne = bayes["bayes_logloss"] / -(ctr * math.log(ctr) + (1 - ctr) * math.log(1 - ctr))
+
+    print(
+        f"\n## synth --preset small --seed {a.seed}: {a.days} days x {a.rows_per_day:,}; "
+        f"search/train days {days}, eval day {eval_day}\n"
+    )
+    print("| model | MFLOPs/example | params | dense params | NE | rel. NE (vs DLRM) | AUC | logloss |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    base = results["dlrm"]["ne"]
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['flops'] / 1e6:.3f} | {r['params']:,} | {r['dense_params']:,} | {r['ne']:.4f} | "
+            f"{r['ne'] / base:.4f} | {r['auc']:.4f} | {r['logloss']:.4f} |"
+        )
+    print(
+        f"| Bayes limit | | | | {bayes_ne:.4f} | {bayes_ne / base:.4f} | {bayes['bayes_auc']:.4f} | "
+        f"{bayes['bayes_logloss']:.4f} |"
+    )
+    print("\n| search | jobs wall-clock s | command s (incl. cost model) | speed-up vs one-shot (jobs) |")
+    print("|---|---:|---:|---:|")
+    ref = timing["one-shot"]["jobs_s"]
+    for name, t in timing.items():
+        print(f"| {name} | {t['jobs_s']:.0f} | {t['total_s']:.0f} | {ref / t['jobs_s']:.2f}x |")
+    print("\nkept ops (threshold 0.2):")
+    for name in ("distributed K=2", "one-shot", "no-cost K=2"):
+        spec = json.loads(Path(f"{w}/arch_{name.split()[0]}.json").read_text())
+        print(
+            f"- {name}: "
+            + "; ".join(
+                f"b{i}: {'+'.join(d)} | {'+'.join(s)}" for i, (d, s) in enumerate(spec["meta"]["choice"], 1)
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
