@@ -349,28 +349,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(a: argparse.Namespace) -> None:
-    import torch
+    from recsearch.export.serving import export_run
 
-    from recsearch.export.serving import export_program, export_torchscript, serving_model
-    from recsearch.train.checkpoint import load_trained_model
-
-    model, meta = load_trained_model(a.run)
-    serving = serving_model(model, meta)
-    if a.format == "torchscript":
-        export_torchscript(serving, a.out)
-    else:
-        tables = model.spec["tables"]
-        b = 4
-        example = (
-            torch.zeros(b, meta["num_dense"]),
-            torch.zeros(b * len(tables), dtype=torch.long),
-            torch.ones(b * len(tables), dtype=torch.int32),
-        )
-        export_program(serving, example, a.out)
-    print(
-        f"exported {a.run} ({model.spec.get('name')}, {len(model.spec['tables'])} tables) "
-        f"as {a.format} to {a.out}"
-    )
+    spec = export_run(a.run, a.out, a.format)
+    print(f"exported {a.run} ({spec.get('name')}, {len(spec['tables'])} tables) as {a.format} to {a.out}")
 
 
 def _is_main() -> bool:

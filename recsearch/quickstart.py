@@ -9,13 +9,13 @@ a Table-I-like summary with the Bayes limit and a Pareto plot. Everything lands 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from recsearch.data.criteo import format_days
 from recsearch.data.preprocess import PreprocessOptions, default_vocab_days, preprocess
 from recsearch.data.synth_days import synth
+from recsearch.train.metrics import binary_entropy
 from recsearch.utils.fileio import write_json
 
 # the embedded default search: a small space and CPU-sized batches
@@ -46,11 +46,8 @@ class QuickstartOptions:
     threshold: float = 0.2
 
 
-def _entropy(p: float) -> float:
-    return -(p * math.log(p) + (1 - p) * math.log(1 - p))
-
-
 def quickstart(o: QuickstartOptions) -> dict[str, Any]:
+    from recsearch.export.serving import export_run
     from recsearch.models.arch import save_arch
     from recsearch.models.zoo import create_arch
     from recsearch.search.distdnas.config import SearchConfig
@@ -107,7 +104,8 @@ def quickstart(o: QuickstartOptions) -> dict[str, Any]:
         results[name] = train(arch, shards, train_days, eval_day, f"{w}/runs/{name}", cfg)
 
     print(f"[7/{steps}] export the discovered model (TorchScript over plain tensors)")
-    export_path = _export(f"{w}/runs/distdnas", f"{w}/distdnas.pt")
+    export_path = f"{w}/distdnas.pt"
+    export_run(f"{w}/runs/distdnas", export_path)
     print(f"      -> {export_path}")
 
     print(f"[8/{steps}] summary (held-out day {eval_day})")
@@ -115,7 +113,7 @@ def quickstart(o: QuickstartOptions) -> dict[str, Any]:
     bayes = {
         "logloss": held["bayes_logloss"],
         "auc": held["bayes_auc"],
-        "ne": held["bayes_logloss"] / _entropy(results["dlrm"]["ctr"]),
+        "ne": held["bayes_logloss"] / binary_entropy(results["dlrm"]["ctr"]),
     }
     table = format_table(results, bayes)
     print(table)
@@ -124,15 +122,6 @@ def quickstart(o: QuickstartOptions) -> dict[str, Any]:
     plot_pareto(results, bayes, f"{w}/pareto.png")
     print(f"results: {w}/summary.json; Pareto plot: {w}/pareto.png")
     return summary
-
-
-def _export(run: str, out: str) -> str:
-    from recsearch.export.serving import export_torchscript, serving_model
-    from recsearch.train.checkpoint import load_trained_model
-
-    model, meta = load_trained_model(run)
-    export_torchscript(serving_model(model, meta), out)
-    return out
 
 
 def format_table(results: dict[str, dict[str, Any]], bayes: dict[str, float]) -> str:

@@ -261,19 +261,9 @@ def test_two_day_search_through_torchx_then_discretize_train_export(shards: Path
         assert r.returncode == 0, r.stderr[-3000:]
         return r
 
-    r = recsearch(
-        "search",
-        "distdnas",
-        "--data",
-        str(shards),
-        "--days",
-        "0-1",
-        "--out",
-        str(search),
-        "--workers",
-        "2",
-        *TINY_ARGS,
-    )
+    search_args = ["search", "distdnas", "--data", str(shards), "--days", "0-1", "--out", str(search)]
+    search_args += ["--workers", "2", *TINY_ARGS]
+    r = recsearch(*search_args)
     assert "averaged 2 job(s) (distributed)" in r.stdout
     agg = json.loads((search / "aggregate.json").read_text())
     assert agg["sources"] == ["day_0", "day_1"] and agg["workers"] == 2
@@ -285,19 +275,7 @@ def test_two_day_search_through_torchx_then_discretize_train_export(shards: Path
     for png in ("cost_table.png", "aggregate.png"):
         assert (search / png).read_bytes()[:4] == b"\x89PNG"
     # a rerun resumes: both days are already done
-    r = recsearch(
-        "search",
-        "distdnas",
-        "--data",
-        str(shards),
-        "--days",
-        "0-1",
-        "--out",
-        str(search),
-        "--workers",
-        "2",
-        *TINY_ARGS,
-    )
+    r = recsearch(*search_args)
     assert "already done, skipped: day_0, day_1" in r.stderr
     recsearch("discretize", "--search", str(search), "--threshold", "0.2", "--stack", "2", "--out", str(arch))
     spec = json.loads(arch.read_text())

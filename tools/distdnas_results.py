@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
@@ -49,6 +48,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default="runs/distdnas_results")
     a = p.parse_args()
+    from recsearch.train.metrics import binary_entropy
+
     w = Path(a.work)
     days = f"0-{a.days - 2}"
     eval_day = a.days - 1
@@ -134,7 +135,7 @@ def main() -> None:
         print(f"trained {name}: auc {results[name]['auc']:.4f}", flush=True)
     bayes = json.loads(Path(f"{w}/raw/truth/bayes.json").read_text())["days"][-1]
     ctr = results["dlrm"]["ctr"]
-    bayes_ne = bayes["bayes_logloss"] / -(ctr * math.log(ctr) + (1 - ctr) * math.log(1 - ctr))
+    bayes_ne = bayes["bayes_logloss"] / binary_entropy(ctr)
 
     print(
         f"\n## synth --preset small --seed {a.seed}: {a.days} days x {a.rows_per_day:,}; "

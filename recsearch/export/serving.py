@@ -68,3 +68,25 @@ def export_program(serving: ServingModel, example: tuple[torch.Tensor, ...], pat
         serving, example, dynamic_shapes=({0: batch}, {0: ids}, {0: num_features * batch}), strict=False
     )
     torch.export.save(program, path)
+
+
+def export_run(run: str, out: str, format: str = "torchscript") -> dict[str, Any]:
+    """Export a trained run's model for serving (``torchscript`` or ``export``); returns its spec."""
+    from recsearch.train.checkpoint import load_trained_model
+
+    model, meta = load_trained_model(run)
+    serving = serving_model(model, meta)
+    if format == "torchscript":
+        export_torchscript(serving, out)
+    elif format == "export":
+        tables = model.spec["tables"]
+        b = 4
+        example = (
+            torch.zeros(b, meta["num_dense"]),
+            torch.zeros(b * len(tables), dtype=torch.long),
+            torch.ones(b * len(tables), dtype=torch.int32),
+        )
+        export_program(serving, example, out)
+    else:
+        raise ValueError(f"unknown export format {format!r}; choose torchscript or export")
+    return model.spec

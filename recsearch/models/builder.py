@@ -73,7 +73,7 @@ class ArchModel(nn.Module):
         return self.interaction(dense, self.embeddings(sparse))
 
 
-def _mlp(in_dim: int, hidden: list[int]) -> tuple[nn.Module, int]:
+def mlp(in_dim: int, hidden: list[int]) -> tuple[nn.Module, int]:
     layers: list[nn.Module] = []
     for h in hidden:
         layers += [nn.Linear(in_dim, h), nn.ReLU()]
@@ -172,8 +172,8 @@ def build_interaction(spec: dict[str, Any], num_dense: int, num_fields: int, emb
 
     head = spec["head"]
     h_node, h_width = as_dense(head["inputs"])
-    mlp, width = _mlp(h_width, head["hidden"])
-    root.add_module("head_mlp", mlp)
+    mlp_, width = mlp(h_width, head["hidden"])
+    root.add_module("head_mlp", mlp_)
     root.add_module("head_out", nn.Linear(width, 1))
     assert h_node is not None
     logit = g.call_module("head_out", (g.call_module("head_mlp", (h_node,)),))

@@ -9,6 +9,16 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAUROC
 
 
+def binary_entropy(p: float) -> float:
+    """Entropy (nats) of a click rate p: the NE denominator.
+
+    Example:
+        >>> round(binary_entropy(0.5), 4)
+        0.6931
+    """
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p)) if 0 < p < 1 else float("nan")
+
+
 class CTRMetrics:
     """AUC, logloss and normalized entropy over an evaluation pass.
 
@@ -37,5 +47,9 @@ class CTRMetrics:
     def compute(self) -> dict[str, float]:
         logloss = float(self.logloss.compute())
         p = float(self.ctr.compute())
-        entropy = -(p * math.log(p) + (1 - p) * math.log(1 - p)) if 0 < p < 1 else float("nan")
-        return {"auc": float(self.auc.compute()), "logloss": logloss, "ne": logloss / entropy, "ctr": p}
+        return {
+            "auc": float(self.auc.compute()),
+            "logloss": logloss,
+            "ne": logloss / binary_entropy(p),
+            "ctr": p,
+        }

@@ -118,59 +118,39 @@ def arch_from_choice(
             dense_in = dense_outs[i - 1] + (dense_outs[i - 2] if i >= 2 else [])
             refs_dense = dense_in + sparse_outs[i - 1]  # sparse refs flatten: sparse-to-dense merger
             refs_sparse = sparse_outs[i - 1] + dense_in  # dense refs -> one field each
-            d_names, s_names = [], []
-            for op in dense_ops:
-                if op not in DENSE_OPS:
-                    raise ValueError(f"block {i}: {op!r} is not a dense op of this space {DENSE_OPS}")
-                d_names.append(prefix + _block_name(i, op))
-                blocks.append(
-                    {
-                        "name": d_names[-1],
-                        "op": op,
-                        "dense": refs_dense,
-                        "sparse": refs_sparse,
-                        "dense_out": space.dense_dim,
-                        "args": op_args(op, space),
-                    }
-                )
-            for op in sparse_ops:
-                if op not in SPARSE_OPS:
-                    raise ValueError(f"block {i}: {op!r} is not a sparse op of this space {SPARSE_OPS}")
-                s_names.append(prefix + _block_name(i, op))
-                blocks.append(
-                    {
-                        "name": s_names[-1],
-                        "op": op,
-                        "dense": refs_dense,
-                        "sparse": refs_sparse,
-                        "fields_out": space.sparse_fields,
-                        "dim_out": space.emb_dim,
-                        "args": op_args(op, space),
-                    }
-                )
-            if len(d_names) > 1:
-                blocks.append(
-                    {
-                        "name": f"{prefix}b{i}_dense",
-                        "op": "add",
-                        "dense": d_names,
-                        "dense_out": space.dense_dim,
-                        "args": {"parts": len(d_names)},
-                    }
-                )
-                d_names = [blocks[-1]["name"]]
-            if len(s_names) > 1:
-                blocks.append(
-                    {
-                        "name": f"{prefix}b{i}_sparse",
-                        "op": "add3d",
-                        "sparse": s_names,
-                        "fields_out": space.sparse_fields,
-                        "dim_out": space.emb_dim,
-                        "args": {"parts": len(s_names)},
-                    }
-                )
-                s_names = [blocks[-1]["name"]]
+            kept = []  # per kind: the names of this block's outputs
+            for kind, ops, allowed, out, merge in (
+                ("dense", dense_ops, DENSE_OPS, {"dense_out": space.dense_dim}, "add"),
+                (
+                    "sparse",
+                    sparse_ops,
+                    SPARSE_OPS,
+                    {"fields_out": space.sparse_fields, "dim_out": space.emb_dim},
+                    "add3d",
+                ),
+            ):
+                names = []
+                for op in ops:
+                    if op not in allowed:
+                        raise ValueError(f"block {i}: {op!r} is not a {kind} op of this space {allowed}")
+                    names.append(prefix + _block_name(i, op))
+                    blocks.append(
+                        {"name": names[-1], "op": op, "dense": refs_dense, "sparse": refs_sparse, **out}
+                        | {"args": op_args(op, space)}
+                    )
+                if len(names) > 1:  # summed, as in the supernet
+                    blocks.append(
+                        {
+                            "name": f"{prefix}b{i}_{kind}",
+                            "op": merge,
+                            kind: names,
+                            **out,
+                            "args": {"parts": len(names)},
+                        }
+                    )
+                    names = [blocks[-1]["name"]]
+                kept.append(names)
+            d_names, s_names = kept
             dense_outs.append(d_names)
             sparse_outs.append(s_names)
         head_inputs += dense_outs[-1] + sparse_outs[-1]

@@ -17,7 +17,7 @@ from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
-from recsearch.models.builder import PooledEmbeddings
+from recsearch.models.builder import PooledEmbeddings, mlp
 from recsearch.ops import Shapes, create_op
 from recsearch.search.distdnas.space import DENSE_OPS, SPARSE_OPS, SpaceConfig, op_args
 
@@ -108,13 +108,8 @@ class Supernet(nn.Module):
             blocks.append(ChoiceBlock(dense_widths=widths, sparse_fields=fields, space=space))
             fields = space.sparse_fields
         self.blocks = nn.ModuleList(blocks)
-        layers: list[nn.Module] = []
-        width = space.dense_dim + space.sparse_fields * e
-        for h in space.head_hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        layers.append(nn.Linear(width, 1))
-        self.head = nn.Sequential(*layers)
+        hidden, width = mlp(space.dense_dim + space.sparse_fields * e, list(space.head_hidden))
+        self.head = nn.Sequential(hidden, nn.Linear(width, 1))
         # architecture parameters: uniform mixing at the start
         self.alpha = nn.Parameter(torch.zeros(space.num_blocks, len(DENSE_OPS)))
         self.beta = nn.Parameter(torch.zeros(space.num_blocks, len(SPARSE_OPS)))
