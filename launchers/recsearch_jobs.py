@@ -6,8 +6,9 @@ torchx's ``dist.ddp`` (torchrun) so it runs with N processes. Examples::
     torchx run -s local_cwd launchers/recsearch_jobs.py:train --data shards/ --train_days 0-3 \\
         --eval_day 4 --out runs/dlrm --model dlrm -j 1x2
     torchx run --dryrun -s slurm launchers/recsearch_jobs.py:train --data /shared/shards ...
-    torchx run -s local_cwd launchers/recsearch_jobs.py:distdnas_search_job --search_dir search/ \
-        --data shards/ --name day_3 --days 3
+    torchx run -s local_cwd launchers/recsearch_jobs.py:search --method distdnas --data shards/ \
+        --train_days 0-3 --val_day 4 --out search/ -- preset=small
+    torchx run -s local_cwd launchers/recsearch_jobs.py:search_job --search_dir search/ --job day_3
 """
 
 import torchx.specs as specs
@@ -72,33 +73,78 @@ def train(
     )
 
 
-def distdnas_search_job(
-    search_dir: str,
+def search(
+    *overrides: str,
+    method: str,
     data: str,
-    name: str,
-    days: str,
-    threads: int = 1,
+    train_days: str,
+    val_day: int,
+    out: str,
+    preset: str = "",
+    config: str = "",
+    scheduler: str = "local_cwd",
+    workers: int = 2,
+    cpu: int = 2,
     image: str = IMAGE,
-    memMB: int = 8192,
+    memMB: int = 16384,
 ) -> specs.AppDef:
-    """One DistDNAS search job (what `recsearch search distdnas` submits per day).
+    """Run a search method under the contract (`recsearch search METHOD ...`) as one job.
 
-    The search directory must have been prepared by `recsearch search distdnas`
-    (search.json, cost table); the job writes SEARCH_DIR/NAME/weights.json.
+    Methods that fan out work (e.g. one job per day) submit those jobs themselves through
+    the shared job pool, with the scheduler given here.
+
+    Args:
+        overrides: config overrides as key=value.
+        method: a registered search method (`recsearch search ls`).
+        data: shard directory (shared storage for remote schedulers).
+        train_days: days to train on, e.g. 0-3.
+        val_day: held-out day for the method's architecture decisions.
+        out: search directory (arch.json, search.json, report.md).
+        preset: the method's preset (configs/search/METHOD/NAME.yaml).
+        config: YAML file of config keys.
+        scheduler: torchx scheduler of the fanned-out jobs.
+        workers: fanned-out jobs at a time on a local scheduler.
+        cpu: CPUs of this job.
+        image: container image (for container schedulers).
+        memMB: memory in MB.
+    """
+    args = ["search", method, "--data", data, "--train-days", train_days, "--val-day", str(val_day)]
+    args += ["--out", out, "--scheduler", scheduler, "--workers", str(workers)]
+    args += ["--preset", preset] if preset else []
+    args += ["--config", config] if config else []
+    return python(
+        *args, *overrides, m="recsearch", name=f"recsearch-search-{method}", image=image, cpu=cpu, memMB=memMB
+    )
+
+
+def search_job(
+    search_dir: str, job: str, threads: int = 1, image: str = IMAGE, memMB: int = 8192
+) -> specs.AppDef:
+    """One job of a search that fans out (what the shared job pool submits).
+
+    The search directory must have been prepared by `recsearch search METHOD` (request.json
+    and the method's plan); the job writes its results inside SEARCH_DIR.
 
     Args:
         search_dir: search directory.
-        data: shard directory.
-        name: job directory name inside search_dir, e.g. day_3.
-        days: days of this job, e.g. 3 (or 0-3 for one-shot).
+        job: the job's name, e.g. day_3.
         threads: intra-op threads of the job.
         image: container image (for container schedulers).
         memMB: memory in MB.
     """
-    from recsearch.data.criteo import parse_days
-    from recsearch.search.distdnas.launch import job_app
-
-    return job_app(search_dir, data, name, parse_days(days), threads, image, cpu=threads, memMB=memMB)
+    app = python(
+        "--search-dir",
+        search_dir,
+        "--job",
+        job,
+        m="recsearch.search.job",
+        name=f"recsearch-search-job-{job.replace('_', '-')}",
+        image=image,
+        cpu=threads,
+        memMB=memMB,
+    )
+    app.roles[0].env["OMP_NUM_THREADS"] = str(threads)
+    return app
 
 
 def evaluate(run: str, data: str, day: int, image: str = IMAGE, memMB: int = 4096) -> specs.AppDef:

@@ -6,23 +6,14 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from recsearch.search.cli import add_discretize, add_search
+from recsearch.search.cli import add_method_stages, add_search
+from recsearch.train.config import TrainConfig
+from recsearch.utils.config import config_help, list_presets
 
-_DESCRIPTION = """recsearch: search, train and ship CTR models on TorchRec.
-
-Stages (run `recsearch <stage> --help` for each):
-  synth       generate planted click logs in raw Criteo format (with the true model)
-  preprocess  raw Criteo days (day_N / day_N.gz) -> per-day binary shards
-  convert     a CSV/TSV/parquet table + YAML schema -> the same per-day shards
-  inspect     load a few batches from a shard directory and print a summary
-  train       train a zoo model or an architecture JSON (DMP-sharded TorchRec)
-  eval        evaluate a trained run on a shard day
-  profile     FLOPs, parameter counts and measured latency of a model
-  export      a trained run -> TorchScript (or torch.export) over plain tensors
-  search      architecture search (distdnas), per day through torchx
-  discretize  a search result -> architecture JSON
-  quickstart  DistDNAS end to end (synth -> search -> train -> export), embedded default
-"""
+_DESCRIPTION = "recsearch: search, train and ship CTR models on TorchRec."
+_VOCABULARY = """\
+Across stages: --days / --train-days take day lists such as 0-3 or 0-2,5; --out names what a
+stage writes; config keys come from --preset, then --config FILE.yaml, then key=value."""
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
@@ -35,8 +26,12 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
             "truth/bayes.json (each day's Bayes-optimal logloss and AUC)."
         ),
     )
-    p.add_argument("--output", required=True, help="directory for the raw days")
-    p.add_argument("--days", type=int, required=True, help="number of days")
+    p.add_argument("--out", "--output", dest="out", required=True, help="directory for the raw days")
+    p.add_argument(
+        "--days",
+        required=True,
+        help="days to write, e.g. 0-3 (a bare number N, the older spelling, means days 0..N-1)",
+    )
     p.add_argument("--rows-per-day", type=int, default=None, help="rows per day (default: the preset's)")
     p.add_argument(
         "--preset",
@@ -50,9 +45,10 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(a: argparse.Namespace) -> None:
+    from recsearch.data.criteo import parse_day_range_or_count
     from recsearch.data.synth_days import synth
 
-    s = synth(a.output, a.days, a.rows_per_day, a.preset, a.seed, a.gzip)
+    s = synth(a.out, parse_day_range_or_count(a.days), a.rows_per_day, a.preset, a.seed, a.gzip)
     print(f"{'day':>4} {'rows':>10} {'ctr':>7} {'bayes logloss':>14} {'bayes auc':>10}")
     for d in s["days"]:
         print(
@@ -74,7 +70,7 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--input", required=True, help="directory holding day_N or day_N.gz files")
-    p.add_argument("--output", required=True, help="shard directory to write")
+    p.add_argument("--out", "--output", dest="out", required=True, help="shard directory to write")
     p.add_argument("--days", default=None, help="days to convert, e.g. 0-23 (default: all found)")
     p.add_argument(
         "--vocab-days",
@@ -115,10 +111,10 @@ def _run_preprocess(a: argparse.Namespace) -> None:
         on_bad_line=a.on_bad_line,
         workers=a.workers,
     )
-    m = preprocess(a.input, a.output, opts)
+    m = preprocess(a.input, a.out, opts)
     rows = sum(d["rows"] for d in m["days"].values())
     print(
-        f"wrote days {format_days(days)} ({rows:,} rows, {m['skipped_lines']} skipped lines) to {a.output}; "
+        f"wrote days {format_days(days)} ({rows:,} rows, {m['skipped_lines']} skipped lines) to {a.out}; "
         f"vocabulary from days {format_days(vocab_days)}, table rows {m['num_embeddings']}"
     )
 
@@ -133,7 +129,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--schema", required=True, help="YAML schema file")
-    p.add_argument("--output", required=True, help="shard directory to write")
+    p.add_argument("--out", "--output", dest="out", required=True, help="shard directory to write")
     p.add_argument(
         "--data-root",
         default=None,
@@ -145,9 +141,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 def _run_convert(a: argparse.Namespace) -> None:
     from recsearch.data.tabular import convert_table
 
-    m = convert_table(a.schema, a.output, a.data_root)
+    m = convert_table(a.schema, a.out, a.data_root)
     print(
-        f"wrote {len(m['days'])} days ({sum(d['rows'] for d in m['days'].values()):,} rows) to {a.output}; "
+        f"wrote {len(m['days'])} days ({sum(d['rows'] for d in m['days'].values()):,} rows) to {a.out}; "
         f"{len(m['dense_names'])} dense, {len(m['sparse_names'])} sparse features, "
         f"tables {m['num_embeddings']}"
     )
@@ -177,36 +173,49 @@ def _run_inspect(a: argparse.Namespace) -> None:
 def _add_quickstart(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quickstart",
-        help="run the main job (DistDNAS end to end) on an embedded default",
+        help="run the main job (a search end to end) on an embedded default",
         description=(
-            "synth (planted raw Criteo days) -> preprocess -> DistDNAS search, one torchx job per day "
-            "(all days but the last) -> average -> discretize -> train the discovered model, DLRM and "
-            "DCN-v2 -> evaluate on the last day -> export the discovered model -> a table (FLOPs, params, "
-            "NE, relative NE, AUC, logloss, Bayes limit) and WORKDIR/pareto.png. Rerunning resumes."
+            "synth (planted raw Criteo days) -> preprocess -> `recsearch search METHOD` (train days: all "
+            "but the last two; validation day: the second-to-last) -> train the found model, DLRM and "
+            "DCN-v2 on the train days -> evaluate on the last day -> export the found model -> a table "
+            "(FLOPs, params, NE, relative NE, AUC, logloss, Bayes limit) and OUT/pareto.png. "
+            "Rerunning resumes."
         ),
     )
-    p.add_argument("--workdir", default="runs/quickstart", help="where data and results go")
+    p.add_argument("--out", "--workdir", dest="out", default="runs/quickstart", help="where everything goes")
+    p.add_argument("--method", default="distdnas", help="search method (see `recsearch search ls`)")
+    p.add_argument("--search-preset", default="small", help="the method's config preset (default small)")
+    p.add_argument("--train-preset", default="small", help="training preset, configs/train (default small)")
     p.add_argument("--preset", default="tiny", choices=["tiny", "small", "medium"], help="synth preset")
-    p.add_argument("--days", type=int, default=4, help="days; the last one is held out (default 4)")
+    p.add_argument(
+        "--days",
+        default="0-4",
+        help="days to generate (default 0-4; a bare N means 0..N-1); the last is held out for the "
+        "final evaluation, the one before it is the search's validation day",
+    )
     p.add_argument("--rows-per-day", type=int, default=100_000, help="rows per day (default 100,000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="search jobs at a time (default 2)")
-    p.add_argument("--threshold", type=float, default=0.2, help="discretization threshold (default 0.2)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="search config overrides")
     p.set_defaults(func=_run_quickstart)
 
 
 def _run_quickstart(a: argparse.Namespace) -> None:
+    from recsearch.data.criteo import parse_day_range_or_count
     from recsearch.quickstart import QuickstartOptions, quickstart
 
     quickstart(
         QuickstartOptions(
-            workdir=a.workdir,
+            out=a.out,
+            method=a.method,
+            search_preset=a.search_preset,
+            train_preset=a.train_preset,
             preset=a.preset,
-            days=a.days,
+            days=parse_day_range_or_count(a.days),
             rows_per_day=a.rows_per_day,
             seed=a.seed,
             workers=a.workers,
-            threshold=a.threshold,
+            overrides=list(a.overrides),
         )
     )
 
@@ -237,28 +246,54 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             "one process) with a fused in-backward optimizer; dense parameters use Adam. Writes "
             "RUN_DIR/metrics.json (auc, logloss, ne, flops, params, embedding_params, samples_per_s), "
             "arch.json, config.json and TensorBoard scalars. Run under torchrun for several processes. "
-            "Config keys (YAML file or key=value): see recsearch.train.config.TrainConfig."
+            "Rerunning the same command resumes a killed run."
         ),
+        epilog=f"config keys (YAML file or key=value):\n{config_help(TrainConfig)}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_model_args(p)
     p.add_argument("--data", required=True, help="shard directory")
-    p.add_argument("--train-days", required=True, help="e.g. 0-3")
-    p.add_argument("--eval-day", type=int, required=True)
+    p.add_argument(
+        "--train-days", "--days", dest="train_days", required=True, help="days to train on, e.g. 0-3"
+    )
+    p.add_argument("--eval-day", type=int, required=True, help="held-out day for the final metrics")
+    p.add_argument(
+        "--val-day",
+        type=int,
+        default=None,
+        help="validation day for early stopping when epochs > 1 (not a train or eval day)",
+    )
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--config", default=None, help="YAML file of TrainConfig keys")
+    presets = list_presets("train")
+    p.add_argument(
+        "--preset",
+        choices=presets or None,
+        default=None,
+        help=f"configs/train/NAME.yaml: {', '.join(presets) or 'none'} (default: none, built-in defaults)",
+    )
+    p.add_argument("--config", default=None, help="YAML file of config keys (over the preset)")
+    p.add_argument("--restart", action="store_true", help="delete an earlier run in --out and start over")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. batch_size=2048")
     p.set_defaults(func=_run_train)
 
 
 def _run_train(a: argparse.Namespace) -> None:
     from recsearch.data.criteo import parse_days
-    from recsearch.train.config import TrainConfig
     from recsearch.train.trainer import train
     from recsearch.utils.config import load_config
 
-    config = load_config(TrainConfig, a.config, a.overrides)
+    config = load_config(TrainConfig, a.config, a.overrides, preset=a.preset, preset_kind="train")
     spec = _spec(a)
-    r = train(spec, a.data, parse_days(a.train_days), a.eval_day, a.out, config)
+    r = train(
+        spec,
+        a.data,
+        parse_days(a.train_days),
+        a.eval_day,
+        a.out,
+        config,
+        val_day=a.val_day,
+        restart=a.restart,
+    )
     if _is_main():
         print(
             f"{r['model']}: auc {r['auc']:.5f}  logloss {r['logloss']:.5f}  ne {r['ne']:.5f}  "
@@ -371,18 +406,24 @@ _STAGES: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_profile,
     _add_export,
     add_search,
-    add_discretize,
+    add_method_stages,
     _add_quickstart,
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="recsearch", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(prog="recsearch", formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="stage", metavar="<stage>")
     for add in _STAGES:
         add(sub)
+    # the stage list is read off the registered subcommands, methods' stages included
+    rows = [f"  {c.dest:<11} {c.help}" for c in sub._choices_actions]
+    sub.help = argparse.SUPPRESS  # listed once, in the description
+    parser.description = (
+        f"{_DESCRIPTION}\n\nStages (run `recsearch <stage> --help` for each):\n"
+        + "\n".join(rows)
+        + f"\n\n{_VOCABULARY}"
+    )
     return parser
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from recsearch.data.preprocess import PreprocessOptions, preprocess
 from recsearch.data.synth_days import synth
@@ -51,3 +53,56 @@ def run_group(cmd: list[str], timeout: int, **kwargs) -> subprocess.CompletedPro
         proc.communicate()
         raise
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+_LOADER = """
+import sys, torch, fbgemm_gpu
+m = torch.jit.load(sys.argv[1])
+x = torch.load(sys.argv[2], weights_only=True)
+torch.save(m(x["dense"], x["values"], x["lengths"]), sys.argv[3])
+bad = [k for k in sys.modules if k.split(".")[0] in ("torchrec", "recsearch")]
+assert not bad, bad
+"""
+
+
+def serving_inputs(model, b: int, seed: int) -> dict[str, torch.Tensor]:
+    """Random raw inputs of the served forward(dense, values, lengths) for ``model``'s tables."""
+    g = torch.Generator().manual_seed(seed)
+    tables = model.spec["tables"]
+    return {
+        "dense": torch.randint(-3, 100, (b, 13), generator=g).float(),
+        "values": torch.cat([torch.randint(0, t["num_embeddings"], (b,), generator=g) for t in tables]),
+        "lengths": torch.ones(b * len(tables), dtype=torch.int32),
+    }
+
+
+def assert_export_matches_eager(run: Path, exported: Path, tmp: Path) -> None:
+    """The TorchScript file, loaded in a fresh process with torch + fbgemm_gpu only, gives
+    exactly the eager model's probabilities."""
+    from recsearch.export.serving import serving_model
+    from recsearch.train.checkpoint import load_trained_model
+
+    model, meta = load_trained_model(str(run))
+    eager = serving_model(model, meta)
+    x = serving_inputs(model, 33, seed=1)
+    torch.save(x, tmp / "x.pt")
+    cmd = [sys.executable, "-c", _LOADER, str(exported), str(tmp / "x.pt"), str(tmp / "y.pt")]
+    subprocess.run(cmd, check=True)
+    served = torch.load(tmp / "y.pt", weights_only=True)
+    with torch.no_grad():
+        expected = eager(x["dense"], x["values"], x["lengths"])
+    assert torch.equal(served, expected)
+    assert ((served > 0) & (served < 1)).all()
+
+
+def run_recsearch(
+    *args: str, timeout: int = 600, check: bool = True, **kwargs
+) -> subprocess.CompletedProcess[str]:
+    """``python -m recsearch ARGS`` in its own process group, with this interpreter's bin on PATH
+    (torchx's local scheduler starts jobs with it); asserts success unless ``check=False``."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", **kwargs.pop("env", {})}
+    r = run_group([sys.executable, "-m", "recsearch", *args], timeout=timeout, env=env, **kwargs)
+    if check:
+        assert r.returncode == 0, f"recsearch {' '.join(args)} failed:\n{r.stderr[-3000:]}"
+    return r

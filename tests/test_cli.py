@@ -2,35 +2,52 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from recsearch.cli import main
+from recsearch.cli import build_parser, main
+from recsearch.search.registry import get_method, list_methods
+from recsearch.train.config import TrainConfig
 
 
-def test_help_lists_every_stage() -> None:
+def test_help_lists_every_registered_stage() -> None:
+    parser = build_parser()
+    stages = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    registered = {c.dest: c.help for c in stages._choices_actions}
+    assert {"synth", "preprocess", "train", "search", "quickstart"} <= set(registered)
+    for name in list_methods():  # stages a method adds appear too
+        for stage in get_method(name).stages:
+            assert stage.rsplit(":add_", 1)[-1] in registered
     out = subprocess.run(
         [sys.executable, "-m", "recsearch", "--help"], capture_output=True, text=True, check=True
-    )
-    for stage in ("synth", "preprocess", "convert", "inspect", "quickstart"):
-        assert f"  {stage}" in out.stdout
+    ).stdout
+    for stage, help_text in registered.items():
+        assert re.search(rf"^  {stage} +{re.escape(help_text)}$", out, re.M), stage
+        sub = subprocess.run(
+            [sys.executable, "-m", "recsearch", stage, "--help"], capture_output=True, text=True
+        )
+        assert sub.returncode == 0 and "usage: recsearch " + stage in sub.stdout
     pre = subprocess.run(
         [sys.executable, "-m", "recsearch", "preprocess", "--help"], capture_output=True, text=True
     )
-    for flag in (
-        "--input",
-        "--output",
-        "--days",
-        "--vocab-days",
-        "--max-rows-per-table",
-        "--on-bad-line",
-        "--workers",
-    ):
+    for flag in ("--input", "--out", "--days", "--vocab-days", "--max-rows-per-table", "--on-bad-line"):
         assert flag in pre.stdout
+
+
+def test_train_help_lists_every_config_key_with_its_default() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "recsearch", "train", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for f in dataclasses.fields(TrainConfig):
+        assert re.search(rf"^  {f.name}=", out, re.M), f.name
+    assert "  batch_size=4096  (int; >= 1)" in out and "--preset {paper,small,tiny}" in out
 
 
 def test_no_stage_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
@@ -39,26 +56,54 @@ def test_no_stage_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_synth_prints_bayes_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert (
-        main(
-            [
-                "synth",
-                "--output",
-                str(tmp_path),
-                "--days",
-                "2",
-                "--rows-per-day",
-                "3000",
-                "--preset",
-                "tiny",
-                "--gzip",
-            ]
-        )
-        == 0
-    )
+    args = ["--rows-per-day", "3000", "--preset", "tiny", "--gzip"]
+    assert main(["synth", "--output", str(tmp_path), "--days", "2", *args]) == 0  # older spellings
     out = capsys.readouterr().out
     assert "bayes logloss" in out and len(out.strip().splitlines()) == 3
     assert (tmp_path / "day_1.gz").exists() and not (tmp_path / "day_1").exists()
+    # a day range adds days; each day depends only on (preset, seed, day)
+    assert main(["synth", "--out", str(tmp_path), "--days", "3-4", *args]) == 0
+    bayes = json.loads((tmp_path / "truth" / "bayes.json").read_text())
+    assert [d["day"] for d in bayes["days"]] == [0, 1, 3, 4]
+    other = tmp_path / "other"
+    assert main(["synth", "--out", str(other), "--days", "1-1", *args]) == 0
+    assert (other / "day_1.gz").read_bytes() == (tmp_path / "day_1.gz").read_bytes()
+    capsys.readouterr()
+    assert main(["synth", "--out", str(tmp_path), "--days", "5", "--seed", "9", *args]) == 2
+    assert "holds days of another synth" in capsys.readouterr().err
+
+
+def test_profile_and_eval_stages(shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "p.json"
+    assert (
+        main(["profile", "--model", "dlrm", "--data", str(shards), "--batch-sizes", "1,8", "--out", str(out)])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "FLOPs/example" in text and "batch     8" in text
+    profile = json.loads(out.read_text())
+    assert profile["flops"] > 0 and set(profile["latency_ms"]) == {"1", "8"}
+    run = tmp_path / "run"
+    train = [
+        "--data",
+        str(shards),
+        "--train-days",
+        "0",
+        "--eval-day",
+        "2",
+        "--out",
+        str(run),
+        "--preset",
+        "tiny",
+    ]
+    assert main(["train", "--model", "fm", *train]) == 0
+    trained = json.loads((run / "metrics.json").read_text())
+    assert main(["eval", "--run", str(run), "--data", str(shards), "--day", "2"]) == 0
+    assert "day 2: auc" in capsys.readouterr().out
+    again = json.loads((run / "eval_day_2.json").read_text())
+    assert again["auc"] == pytest.approx(trained["auc"], abs=1e-6) and again["rows"] == 6000
+    assert main(["eval", "--run", str(run), "--data", str(shards), "--day", "9"]) == 2
+    assert "day(s) [9] not in the manifest" in capsys.readouterr().err
 
 
 @pytest.mark.integration
@@ -69,39 +114,33 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
             "-m",
             "recsearch",
             "quickstart",
-            "--workdir",
+            "--out",
             str(tmp_path),
             "--rows-per-day",
             "5000",
             "--days",
-            "3",
+            "0-3",
+            "--search-preset",
+            "tiny",
+            "--train-preset",
+            "tiny",
         ],
         capture_output=True,
         text=True,
         check=True,
         timeout=900,
     )
-    for stage in (
-        "[1/8] synth",
-        "[3/8] DistDNAS search",
-        "[4/8] discretize",
-        "[7/8] export",
-        "[8/8] summary",
-    ):
+    for stage in ("[1/7] synth", "[3/7] search distdnas", "[6/7] export", "[7/7] summary"):
         assert stage in r.stdout
-    table = r.stdout[r.stdout.index("[8/8] summary") :]
+    table = r.stdout[r.stdout.index("[7/7] summary") :]
     for row in ("dlrm", "dcn_v2", "distdnas", "Bayes limit"):
         assert f"\n{row}" in table
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["results"]) == {"dlrm", "dcn_v2", "distdnas"}
-    assert summary["search"]["sources"] == ["day_0", "day_1"]  # one job per search day
+    search = summary["search"]
+    assert search["train_days"] == [0, 1] and search["val_day"] == 2 and search["preset"] == "tiny"
+    assert list(search["findings"]["jobs"]) == ["day_0", "day_1"]  # one job per search day
     for r_ in summary["results"].values():
-        assert r_["auc"] > 0.6 and r_["eval_day"] == 2
-    for f in (
-        "pareto.png",
-        "search/aggregate.png",
-        "search/cost_table.png",
-        "distdnas.pt",
-        "distdnas_arch.json",
-    ):
+        assert r_["auc"] > 0.6 and r_["eval_day"] == 3
+    for f in ("pareto.png", "search/aggregate.png", "search/report.md", "distdnas.pt", "search/arch.json"):
         assert (tmp_path / f).stat().st_size > 0, f

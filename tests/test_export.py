@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,25 +13,7 @@ from recsearch.models.zoo import create_arch
 from recsearch.train.checkpoint import load_trained_model
 from recsearch.train.config import TrainConfig
 from recsearch.train.trainer import train
-
-LOADER = """
-import sys, torch, fbgemm_gpu
-m = torch.jit.load(sys.argv[1])
-x = torch.load(sys.argv[2], weights_only=True)
-torch.save(m(x["dense"], x["values"], x["lengths"]), sys.argv[3])
-bad = [k for k in sys.modules if k.split(".")[0] in ("torchrec", "recsearch")]
-assert not bad, bad
-"""
-
-
-def _inputs(model, b: int, seed: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    tables = model.spec["tables"]
-    return {
-        "dense": torch.randint(-3, 100, (b, 13), generator=g).float(),
-        "values": torch.cat([torch.randint(0, t["num_embeddings"], (b,), generator=g) for t in tables]),
-        "lengths": torch.ones(b * len(tables), dtype=torch.int32),
-    }
+from tests.conftest import assert_export_matches_eager, serving_inputs
 
 
 @pytest.fixture(scope="module")
@@ -48,26 +28,7 @@ def run(shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.integration
 def test_torchscript_loads_without_torchrec_and_matches_eager(run: Path, tmp_path: Path) -> None:
     assert main(["export", "--run", str(run), "--out", str(tmp_path / "m.pt")]) == 0
-    model, meta = load_trained_model(str(run))
-    eager = serving_model(model, meta)
-    x = _inputs(model, 33, seed=1)
-    torch.save(x, tmp_path / "x.pt")
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            LOADER,
-            str(tmp_path / "m.pt"),
-            str(tmp_path / "x.pt"),
-            str(tmp_path / "y.pt"),
-        ],
-        check=True,
-    )
-    served = torch.load(tmp_path / "y.pt", weights_only=True)
-    with torch.no_grad():
-        expected = eager(x["dense"], x["values"], x["lengths"])
-    assert torch.equal(served, expected)
-    assert ((served > 0) & (served < 1)).all()
+    assert_export_matches_eager(run, tmp_path / "m.pt", tmp_path)
 
 
 def test_exported_program_has_a_dynamic_batch(run: Path, tmp_path: Path) -> None:
@@ -76,7 +37,7 @@ def test_exported_program_has_a_dynamic_batch(run: Path, tmp_path: Path) -> None
     model, meta = load_trained_model(str(run))
     eager = serving_model(model, meta)
     for b in (3, 50):
-        x = _inputs(model, b, seed=b)
+        x = serving_inputs(model, b, seed=b)
         with torch.no_grad():
             torch.testing.assert_close(program(x["dense"], x["values"], x["lengths"]), eager(**x))
 

@@ -119,3 +119,34 @@ def test_other_components_dry_run() -> None:
         r = torchx("run", "--dryrun", "-s", "slurm", f"{COMPONENTS}:{comp}", *args, timeout=120)
         assert r.returncode == 0, r.stderr[-2000:]
         assert f"-m recsearch {'eval' if comp == 'evaluate' else comp}" in r.stdout
+
+
+def test_search_components_dry_run() -> None:
+    search = [
+        f"{COMPONENTS}:search",
+        "--method",
+        "distdnas",
+        "--data",
+        "/shared/shards",
+        "--train_days",
+        "0-21",
+        "--val_day",
+        "22",
+        "--out",
+        "/shared/search",
+        "--preset",
+        "paper",
+        "--scheduler",
+        "slurm",
+        "--",
+        "stack=2",
+    ]
+    r = torchx("run", "--dryrun", "-s", "slurm", *search, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "-m recsearch search distdnas --data /shared/shards --train-days 0-21 --val-day 22" in r.stdout
+    assert "--scheduler slurm" in r.stdout and "--preset paper" in r.stdout and "stack=2" in r.stdout
+    job = [f"{COMPONENTS}:search_job", "--search_dir", "/shared/search", "--job", "day_3", "--threads", "4"]
+    r = torchx("run", "--dryrun", "-s", "slurm", *job, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "-m recsearch.search.job --search-dir /shared/search --job day_3" in r.stdout
+    assert "OMP_NUM_THREADS=4" in r.stdout

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -34,23 +33,18 @@ def test_killed_preprocess_resumes_byte_identical(tmp_path: Path) -> None:
         "1",
     ]
     ref = tmp_path / "ref"
-    subprocess.run([*cmd, "--output", str(ref)], check=True, capture_output=True)
+    subprocess.run([*cmd, "--output", str(ref)], check=True, capture_output=True)  # the old spelling
 
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [*cmd, "--output", str(out)], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 120
-    while not (out / "day_1.done.json").exists():
-        assert proc.poll() is None, "preprocess finished before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    # killed as kill -9 would, right after day 1's completion record (workers=1: in-process)
+    env = {**os.environ, "RECSEARCH_KILL_AT": "day-record-written:2"}
+    killed = subprocess.run([*cmd, "--out", str(out)], capture_output=True, env=env)
+    assert killed.returncode == -signal.SIGKILL
+    assert (out / "day_1.done.json").exists()
     assert not (out / "manifest.json").exists(), "a killed run must not look complete"
     assert not (out / "day_3.done.json").exists()
 
-    rerun = subprocess.run([*cmd, "--output", str(out)], check=True, capture_output=True, text=True)
+    rerun = subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True, text=True)
     assert "already complete and verified, skipped" in rerun.stdout
     assert not list(out.rglob(".tmp-*")), "the killed run's temporaries are cleaned up"
     assert tree_bytes(out) == tree_bytes(ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -61,6 +62,21 @@ def test_csv_with_multi_valued_and_chronological_days(tmp_path: Path) -> None:
     assert kjt["item"].values().tolist() == [2, 3, 0, 3, 1, 3]
 
 
+def test_tsv_input_gives_the_same_shards_as_csv(tmp_path: Path) -> None:
+    csv_out = tmp_path / "csv"
+    convert_table(str(write_schema(tmp_path, BASE)), str(csv_out))
+    (tmp_path / "t.tsv.gz").write_bytes(gzip.compress(CSV.replace(",", "\t").encode()))
+    (tmp_path / "tsv.yaml").write_text(BASE.replace("source: t.csv", "source: t.tsv.gz"))
+    assert main(["convert", "--schema", str(tmp_path / "tsv.yaml"), "--out", str(tmp_path / "tsv")]) == 0
+    shards = sorted(p.name for p in csv_out.glob("day_*.npy"))
+    assert "day_1_mv_tags_values.npy" in shards
+    for name in shards:
+        assert (tmp_path / "tsv" / name).read_bytes() == (csv_out / name).read_bytes(), name
+    a = json.loads((csv_out / "manifest.json").read_text())
+    b = json.loads((tmp_path / "tsv" / "manifest.json").read_text())
+    assert a["num_embeddings"] == b["num_embeddings"] and a["days"].keys() == b["days"].keys()
+
+
 def test_schema_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"unknown schema key\(s\) \['colour'\]"):
         convert_table(str(write_schema(tmp_path, BASE + "colour: red\n")), str(tmp_path / "o"))
@@ -74,6 +90,7 @@ def test_schema_errors_are_clear(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.integration  # needs the data fetched by `make test` (tools/fetch_movielens.sh)
 def test_real_movielens_100k_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (MOVIELENS / "MovieLens100k_data.parquet.brotli").exists(), "run tools/fetch_movielens.sh"
     out = tmp_path / "ml"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -79,21 +80,66 @@ def test_train_writes_metrics_and_artifacts(shards: Path, tmp_path: Path) -> Non
     for key in ("auc", "logloss", "ne", "flops", "params", "embedding_params", "samples_per_s"):
         assert key in m, key
     assert m == json.loads(json.dumps(r))
-    assert 0.55 < m["auc"] < 1 and m["ne"] < 1.0  # learned something beyond the base rate
+    # golden numbers of this run, recorded before training moved onto the shared loop
+    assert m["auc"] == pytest.approx(0.7319287, abs=1e-5)
+    assert m["logloss"] == pytest.approx(0.4743286, abs=1e-5)
+    assert m["flops"] == 764542 and m["params"] == 486618
     assert m["flops"] > 0 and m["embedding_params"] < m["params"]
+    assert m["embedding_bytes"] == 4 * m["embedding_params"]
     assert json.loads((tmp_path / "arch.json").read_text())["tables"][0]["num_embeddings"] > 0
     assert list((tmp_path / "tensorboard").glob("events.*")), "TensorBoard scalars are written"
+    # relative NE: this run's NE over another run's (a different model, so not 1)
     base = tmp_path / "base"
-    r2 = train(create_arch("lr"), str(shards), [0, 1], 2, str(base), TrainConfig(batch_size=256))
-    r3 = train(
-        create_arch("lr"),
+    lr = train(create_arch("lr"), str(shards), [0, 1], 2, str(base), TrainConfig(batch_size=256))
+    rel = train(
+        create_arch("dcn_v2", cross_layers=2, hidden=(32,)),
         str(shards),
         [0, 1],
         2,
         str(tmp_path / "rel"),
-        TrainConfig(batch_size=256, baseline_run=str(base)),
+        TrainConfig(batch_size=256, eval_batch_size=2048, warmup_steps=5, baseline_run=str(base)),
     )
-    assert r3["relative_ne"] == pytest.approx(r3["ne"] / r2["ne"])
+    assert abs(lr["ne"] - rel["ne"]) > 1e-3
+    assert rel["relative_ne"] == pytest.approx(rel["ne"] / lr["ne"], rel=1e-12)
+    assert rel["baseline_run"] == str(base)
+
+
+def test_epochs_stop_early_on_the_validation_day_and_keep_the_best(shards: Path, tmp_path: Path) -> None:
+    from recsearch.train.evaluate import evaluate_run
+
+    config = load_config(
+        TrainConfig, None, ["epochs=4", "patience=1", "emb_lr=0.5", "dense_lr=0.01"], "tiny", "train"
+    )
+    r = train(create_arch("fm", emb_dim=8), str(shards), [0], 2, str(tmp_path), config, val_day=1)
+    epochs = r["epochs"]
+    assert 1 <= len(epochs) <= 4 and [e["epoch"] for e in epochs] == list(range(len(epochs)))
+    best = min(range(len(epochs)), key=lambda i: epochs[i]["logloss"])
+    assert r["best_epoch"] == best
+    if r["stopped_early"]:
+        assert len(epochs) == best + 2  # patience 1: one epoch without improvement
+    # the saved model is the best epoch's: evaluating it on the validation day gives its logloss
+    again = evaluate_run(str(tmp_path), str(shards), 1)
+    assert again["logloss"] == pytest.approx(epochs[best]["logloss"], abs=1e-6)
+    with pytest.raises(ValueError, match="also a train day"):
+        train(create_arch("fm", emb_dim=8), str(shards), [0, 1], 2, str(tmp_path / "x"), config, val_day=1)
+
+
+def test_loop_lr_schedule_and_budget(shards: Path, tmp_path: Path) -> None:
+    from recsearch.train.loop import TrainLoop
+
+    config = load_config(
+        TrainConfig, None, ["warmup_steps=4", "lr_decay=cosine", "max_steps=7"], "tiny", "train"
+    )
+    info = ShardInfo.load(str(shards))
+    model = build_model(create_arch("lr"), info.sparse_names, info.num_embeddings, 13)
+    loop = TrainLoop(model=model, config=config, env=init_distributed(), run_dir=str(tmp_path), meta={})
+    loop.total_steps = 20
+    scales = [loop.lr_scale(s) for s in range(20)]
+    assert scales[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert scales[4] == pytest.approx(1.0) and scales[12] == pytest.approx(0.5) and scales[-1] < 0.01
+    ran = loop.run(lambda epoch: ShardBatches(str(shards), [0], 128, epoch=epoch))
+    assert ran.steps == 7 and ran.start_step == 0  # the step budget
+    assert json.loads((tmp_path / "checkpoint" / "meta.json").read_text())["step"] == 7
 
 
 def test_config_errors_are_clear(tmp_path: Path) -> None:
@@ -101,6 +147,21 @@ def test_config_errors_are_clear(tmp_path: Path) -> None:
         load_config(TrainConfig, None, ["batch_sise=3"])
     with pytest.raises(ValueError, match="TrainConfig.emb_lr must be float, got 'fast'"):
         load_config(TrainConfig, None, ["emb_lr=fast"])
+    assert load_config(TrainConfig, None, ["emb_lr=1e-3"]).emb_lr == 0.001  # YAML 1.1 reads 1e-3 as text
+    for bad, message in [
+        ("batch_size=0", "TrainConfig.batch_size must be >= 1, got 0"),
+        ("max_steps=-5", "TrainConfig.max_steps must be >= 0"),
+        ("epochs=1.5", "TrainConfig.epochs must be int"),
+        ("emb_optimizer=lamb", "emb_optimizer must be one of adagrad, sgd, adam"),
+        ("sharding_types=[]", "needs at least one sharding type"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_config(TrainConfig, None, [bad])
+    (tmp_path / "bad.yaml").write_text("batch_size: [1\n")
+    with pytest.raises(ValueError, match=r"bad.yaml is not valid YAML \(line 2"):
+        load_config(TrainConfig, str(tmp_path / "bad.yaml"), [])
+    with pytest.raises(ValueError, match=r"no preset 'huge' for train \(known presets: paper, small, tiny\)"):
+        load_config(TrainConfig, None, [], "huge", "train")
     (tmp_path / "c.yaml").write_text("batch_size: 128\nsharding_types: [table_wise]\n")
     c = load_config(TrainConfig, str(tmp_path / "c.yaml"), ["emb_lr=0.1"])
     assert (c.batch_size, c.sharding_types, c.emb_lr) == (128, ["table_wise"], 0.1)

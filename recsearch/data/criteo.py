@@ -85,6 +85,22 @@ def parse_days(spec: str) -> list[int]:
     return sorted(days)
 
 
+def parse_day_range_or_count(spec: str) -> list[int]:
+    """Days to create (``synth``, ``quickstart``): a day list such as ``0-3``; a bare number N,
+    the older spelling, means N days ``0..N-1``.
+
+    Example:
+        >>> parse_day_range_or_count("2-3"), parse_day_range_or_count("3")
+        ([2, 3], [0, 1, 2])
+    """
+    text = str(spec).strip()
+    if text.isdigit():
+        if int(text) < 1:
+            raise ValueError(f"--days {spec}: need at least one day")
+        return list(range(int(text)))
+    return parse_days(text)
+
+
 def format_days(days: list[int]) -> str:
     """Inverse of :func:`parse_days` (compact ranges)."""
     out: list[str] = []

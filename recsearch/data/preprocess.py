@@ -43,6 +43,7 @@ from recsearch.data.criteo import (
 from recsearch.data.rawio import DEFAULT_BLOCK_BYTES, ParsedBlock, RawFormatError, iter_parsed
 from recsearch.data.shards import verified_day_record, write_day_record, write_manifest
 from recsearch.data.vocab import FieldCounter, FieldVocab, IdMap, value_counts_masked
+from recsearch.utils.faults import fault_point
 from recsearch.utils.fileio import (
     NpyStreamWriter,
     commit,
@@ -198,6 +199,7 @@ def _parse_day(
         save_npy(f"{out}/counts/day_{day}.npy", np.concatenate(parts))
         write_json(f"{out}/counts/day_{day}.json", {"key": count_key, "rows": rows, "skipped_lines": skipped})
     write_json(f"{out}/parsed/day_{day}.json", {"key": key, "rows": rows, "skipped_lines": skipped})
+    fault_point("day-parsed")
 
 
 _maps_cache: dict[str, list[IdMap]] = {}
@@ -232,12 +234,14 @@ def _finish_day(out: str, day: int, key: str, vocab_key: str, source: str, raw_b
             _report(raw_bytes * len(ids) // max(rows, 1), len(ids))
     for kind in ("dense", "labels"):
         commit(_parsed_path(out, day, kind), shard_path(out, day, kind))
+    fault_point("shards-committed")
     write_day_record(
         out,
         day,
         ["dense", "sparse", "labels"],
         {"key": key, "source": source, "skipped_lines": parsed["skipped_lines"]},
     )
+    fault_point("day-record-written")
     for kind in ("values", "missing"):
         g_pathmgr.rm(_parsed_path(out, day, kind))
     g_pathmgr.rm(f"{out}/parsed/day_{day}.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from recsearch.data.criteo import MISSING_VALUE, NUM_DENSE, NUM_SPARSE, hex_encode
 from recsearch.data.synth import _INT_MISSING, PRESETS, Teacher, make_teacher
-from recsearch.utils.fileio import NpyStreamWriter, atomic_open, write_json
+from recsearch.utils.fileio import NpyStreamWriter, atomic_open, read_json, write_json
 
 _CHUNK_ROWS = 100_000
 _WRITE_OPTS = dict(include_header=False, delimiter="\t", quoting_style="none")
@@ -85,21 +86,59 @@ def bayes_limits(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def synth(
-    output: str, days: int, rows_per_day: int | None, preset: str, seed: int, compress: bool = False
+    output: str,
+    days: int | list[int],
+    rows_per_day: int | None,
+    preset: str,
+    seed: int,
+    compress: bool = False,
 ) -> dict[str, Any]:
-    """Generate ``days`` raw days under ``output``; returns the truth summary."""
-    if days < 1:
-        raise ValueError("--days must be >= 1")
+    """Generate raw days under ``output`` (``days``: a list of day numbers, or a count N for
+    days 0..N-1); returns the truth summary. Each day depends only on (preset, seed, day)."""
+    day_list = list(range(days)) if isinstance(days, int) else sorted(set(days))
+    if not day_list or min(day_list) < 0:
+        raise ValueError("--days must name at least one day >= 0")
     teacher = make_teacher(preset, seed)
     rows = rows_per_day if rows_per_day is not None else PRESETS[preset].rows_per_day
     if rows < 1:
         raise ValueError("--rows-per-day must be >= 1")
+    if g_pathmgr.exists(output) and not g_pathmgr.isdir(output):
+        raise ValueError(f"--out {output} is an existing file; name a directory")
+    known = _days_of_same_teacher(output, teacher, preset, seed)
     g_pathmgr.mkdirs(f"{output}/truth")
     write_json(f"{output}/truth/teacher.json", teacher.to_json())
     truths = []
-    with tqdm(total=days * rows, unit=" rows", unit_scale=True, desc="synth", dynamic_ncols=True) as bar:
-        for d in range(days):
+    total = len(day_list) * rows
+    with tqdm(total=total, unit=" rows", unit_scale=True, desc="synth", dynamic_ncols=True) as bar:
+        for d in day_list:
             truths.append(write_day(output, teacher, d, rows, compress, bar))
-    summary = {"preset": preset, "seed": seed, "rows_per_day": rows, "days": [t.__dict__ for t in truths]}
+    known.update({t.day: t.__dict__ for t in truths})
+    summary = {
+        "preset": preset,
+        "seed": seed,
+        "rows_per_day": rows,
+        "days": [known[d] for d in sorted(known)],
+    }
     write_json(f"{output}/truth/bayes.json", summary)
-    return summary
+    return {**summary, "days": [t.__dict__ for t in truths]}
+
+
+def _days_of_same_teacher(output: str, teacher: Teacher, preset: str, seed: int) -> dict[int, dict[str, Any]]:
+    """Truth of days already in ``output`` from the same teacher (kept and merged); days of
+    another teacher (preset or seed) are refused rather than mixed."""
+    path = f"{output}/truth/teacher.json"
+    if not g_pathmgr.exists(path):
+        return {}
+    try:
+        old = read_json(path)
+    except ValueError:
+        old = None
+    if old != json.loads(json.dumps(teacher.to_json())):
+        raise ValueError(
+            f"{output} holds days of another synth (not preset {preset!r} with seed {seed}); "
+            "write them to a new --out, or delete that directory first"
+        )
+    try:
+        return {int(d["day"]): d for d in read_json(f"{output}/truth/bayes.json")["days"]}
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -44,3 +46,39 @@ def lookup_bytes_per_example(model: nn.Module, sparse: KeyedJaggedTensor) -> flo
                 for f in cfg.feature_names:
                     total += by_key.get(f, 0) * cfg.embedding_dim * 4
     return total / sparse.stride()
+
+
+def model_counts(model: nn.Module, data: str, day: int) -> dict[str, Any]:
+    """FLOPs and lookup bytes per example (on a batch of ``day``), parameter counts and
+    embedding bytes: what ``train`` records and every search reports for its result."""
+    from recsearch.data.loader import ShardBatches
+
+    probe = next(iter(ShardBatches(data, [day], 256, shuffle=False)))
+    counts: dict[str, Any] = {
+        "flops": flops_per_example(model, probe.dense_features, probe.sparse_features),
+        "lookup_bytes": lookup_bytes_per_example(model, probe.sparse_features),
+        **param_counts(model),
+    }
+    counts["embedding_bytes"] = embedding_bytes(model)
+    return counts
+
+
+def embedding_bytes(model: nn.Module) -> int:
+    """Bytes held by the embedding tables (rows x dim x element size, table by table)."""
+    total = 0
+    for m in model.modules():
+        if isinstance(m, EmbeddingBagCollection):
+            total += sum(p.numel() * p.element_size() for p in m.parameters())
+    return total
+
+
+def interaction_flops(spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: int) -> float:
+    """Forward FLOPs per example of an architecture's interaction graph (lookups excluded),
+    without building its tables: cheap enough to call on every sampled architecture."""
+    from recsearch.models.builder import build_interaction
+
+    graph = build_interaction(spec, num_dense, num_fields, emb_dim)
+    # with autograd on: the counter's module tracker fails on parameters expanded under no_grad
+    with FlopCounterMode(display=False) as counter:
+        graph(torch.zeros(2, num_dense), torch.zeros(2, num_fields, emb_dim))
+    return counter.get_total_flops() / 2

@@ -28,20 +28,33 @@ def _local(path: str) -> str:
     return g_pathmgr.get_local_path(path)
 
 
+def _state(model: torch.nn.Module, optimizer: Any) -> dict[str, Any]:
+    state = {"model": model.state_dict()}
+    if optimizer is not None:
+        state["optim"] = optimizer.state_dict()
+    return state
+
+
 def save_checkpoint(
-    run_dir: str, step: int, model: torch.nn.Module, optimizer: Any, meta: dict[str, Any], env: DistEnv
+    run_dir: str,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: Any,
+    meta: dict[str, Any],
+    env: DistEnv,
+    name: str = CHECKPOINT,
 ) -> None:
-    """Save model + optimizer state at ``step`` (collective: every rank calls it)."""
-    final = _local(f"{run_dir}/{CHECKPOINT}")
-    tmp = _local(f"{run_dir}/.{CHECKPOINT}-tmp")
+    """Save model (+ optimizer, unless None) state at ``step`` (collective: every rank calls it)."""
+    final = _local(f"{run_dir}/{name}")
+    tmp = _local(f"{run_dir}/.{name}-tmp")
     if env.is_main and os.path.exists(tmp):
         shutil.rmtree(tmp)
     dist.barrier()
-    dcp.save({"model": model.state_dict(), "optim": optimizer.state_dict()}, checkpoint_id=tmp)
+    dcp.save(_state(model, optimizer), checkpoint_id=tmp)
     dist.barrier()
     if env.is_main:
         write_json(f"{tmp}/meta.json", {**meta, "step": step})
-        old = _local(f"{run_dir}/.{CHECKPOINT}-old")
+        old = _local(f"{run_dir}/.{name}-old")
         if os.path.exists(final):
             os.replace(final, old)
         os.replace(tmp, final)
@@ -49,20 +62,21 @@ def save_checkpoint(
     dist.barrier()
 
 
-def checkpoint_meta(run_dir: str) -> dict[str, Any] | None:
-    path = f"{run_dir}/{CHECKPOINT}/meta.json"
+def checkpoint_meta(run_dir: str, name: str = CHECKPOINT) -> dict[str, Any] | None:
+    path = f"{run_dir}/{name}/meta.json"
     return read_json(path) if g_pathmgr.exists(path) else None
 
 
-def load_checkpoint(run_dir: str, model: torch.nn.Module, optimizer: Any) -> int:
-    """Restore model + optimizer state in place; returns the checkpoint's step."""
-    meta = checkpoint_meta(run_dir)
+def load_checkpoint(run_dir: str, model: torch.nn.Module, optimizer: Any, name: str = CHECKPOINT) -> int:
+    """Restore model (+ optimizer, unless None) state in place; returns the checkpoint's step."""
+    meta = checkpoint_meta(run_dir, name)
     if meta is None:
         return 0
-    state = {"model": model.state_dict(), "optim": optimizer.state_dict()}
-    dcp.load(state, checkpoint_id=_local(f"{run_dir}/{CHECKPOINT}"))
+    state = _state(model, optimizer)
+    dcp.load(state, checkpoint_id=_local(f"{run_dir}/{name}"))
     model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optim"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optim"])
     return int(meta["step"])
 
 

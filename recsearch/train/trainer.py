@@ -1,41 +1,31 @@
-"""The trainer: one pass over the train days with DMP-sharded TorchRec embeddings.
+"""``recsearch train``: a zoo model or an architecture JSON on DMP-sharded TorchRec tables.
 
 Embedding tables train with a fused optimizer applied in backward (Adagrad, lr
 0.04 by default), dense parameters with Adam (lr 1e-3), both with linear
-warm-up; days in order, rows shuffled within a day, a single epoch as the
-papers do. Runs on one process or under torchrun/torchx with N processes.
+warm-up; days in order, rows shuffled within a day, one epoch as the papers do
+(more with early stopping on a validation day). The loop is the shared
+``recsearch.train.loop``. Runs on one process or under torchrun/torchx with N processes.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
+import shutil
 from typing import Any
 
 import torch
 from iopath.common.file_io import g_pathmgr
-from torchrec.optim.keyed import CombinedOptimizer, KeyedOptimizerWrapper
-from torchrec.optim.optimizers import in_backward_optimizer_filter
-from tqdm import tqdm
 
 from recsearch.data.loader import ShardBatches
 from recsearch.data.shards import ShardInfo
 from recsearch.dist.env import DistEnv, init_distributed
-from recsearch.dist.sharding import shard_model
 from recsearch.models.builder import build_model
-from recsearch.profile.counts import flops_per_example, lookup_bytes_per_example, param_counts
-from recsearch.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
+from recsearch.profile.counts import model_counts
 from recsearch.train.config import TrainConfig
-from recsearch.train.metrics import CTRMetrics
+from recsearch.train.loop import TrainLoop, evaluate
 from recsearch.utils.fileio import read_json, write_json
 
-
-def _summary_writer(run_dir: str) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard not installed: scalars go to metrics.json only
-        return None
-    return SummaryWriter(log_dir=f"{run_dir}/tensorboard")
+RUN_FILES = ("checkpoint", "best", "tensorboard", "metrics.json", "arch.json", "config.json")
 
 
 def _plan_summary(plan: Any) -> dict[str, dict[str, Any]]:
@@ -47,15 +37,14 @@ def _plan_summary(plan: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def evaluate(model: torch.nn.Module, batches: ShardBatches, env: DistEnv) -> dict[str, float]:
-    metrics = CTRMetrics()
-    model.eval()
-    with torch.no_grad():
-        for b in batches:
-            b = b.to(env.device)
-            metrics.update(model(b.dense_features, b.sparse_features), b.labels)
-    model.train()
-    return metrics.compute()
+def clear_run(run_dir: str) -> None:
+    """Remove what a run wrote into ``run_dir`` (``--restart``); other files stay."""
+    for name in RUN_FILES:
+        path = g_pathmgr.get_local_path(f"{run_dir}/{name}")
+        if g_pathmgr.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif g_pathmgr.exists(path):
+            g_pathmgr.rm(path)
 
 
 def train(
@@ -66,127 +55,78 @@ def train(
     run_dir: str,
     config: TrainConfig,
     env: DistEnv | None = None,
+    val_day: int | None = None,
+    progress: bool = True,
+    restart: bool = False,
 ) -> dict[str, Any]:
-    """Train ``spec`` on ``train_days``, evaluate on ``eval_day``; write ``run_dir/metrics.json``."""
+    """Train ``spec`` on ``train_days``, evaluate on ``eval_day``; write ``run_dir/metrics.json``.
+
+    With ``val_day`` and ``config.epochs`` > 1, training stops early on the validation
+    day's logloss and keeps the best epoch. ``restart`` first deletes an earlier run in ``run_dir``.
+    """
     env = env or init_distributed()
+    if val_day is not None and val_day in train_days:
+        raise ValueError(f"--val-day {val_day} is also a train day; pick a held-out day")
+    if restart:
+        if env.is_main:
+            clear_run(run_dir)
+        torch.distributed.barrier()
     info = ShardInfo.load(data)
-    info.check_days([*train_days, eval_day])
+    info.check_days([*train_days, eval_day, *([] if val_day is None else [val_day])])
     torch.manual_seed(config.seed)
     features = info.sparse_names + info.jagged_names
     model = build_model(spec, features, info.num_embeddings, len(info.dense_names))
-    probe = next(iter(ShardBatches(data, [eval_day], 256, shuffle=False)))
-    counts = param_counts(model)
-    flops = flops_per_example(model, probe.dense_features, probe.sparse_features)
-    lookup_bytes = lookup_bytes_per_example(model, probe.sparse_features)
-
-    dmp, plan = shard_model(model, env, config.emb_optimizer, config.emb_lr, config.sharding_types)
-    dense_params = dict(in_backward_optimizer_filter(dmp.named_parameters()))
-    dense_opt = KeyedOptimizerWrapper(dense_params, lambda p: torch.optim.Adam(p, lr=config.dense_lr))
-    optimizer = CombinedOptimizer([dmp.fused_optimizer, dense_opt])
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-
-    train_batches = ShardBatches(
-        data,
-        train_days,
-        config.batch_size,
-        env.rank,
-        env.world_size,
-        shuffle=config.shuffle,
-        seed=config.seed,
-    )
-    steps = len(train_batches) if not config.max_steps else min(config.max_steps, len(train_batches))
-    if steps == 0:
-        raise ValueError(f"train days {train_days} hold fewer rows than one batch per rank; lower batch_size")
-    if env.is_main:
-        g_pathmgr.mkdirs(run_dir)
+    counts = model_counts(model, data, eval_day)
     meta = {
         "arch": model.spec,
         "config": dataclasses.asdict(config),
         "num_dense": len(info.dense_names),
         "dense_transform": info.manifest.get("dense_transform"),
         "train_days": train_days,
+        "val_day": val_day,
     }
-    previous = checkpoint_meta(run_dir)
-    if previous is not None and (previous["arch"] != meta["arch"] or previous["train_days"] != train_days):
-        raise ValueError(
-            f"{run_dir} holds a checkpoint of another model or other train days; "
-            "use a new --out to start over"
-        )
-    start_step = 0
-    if previous is not None:
-        dense_opt.init_state()  # Adam's state is created lazily; it must exist to be restored
-        start_step = load_checkpoint(run_dir, dmp, optimizer)
-    if env.is_main and start_step:
-        print(f"resuming from the checkpoint at step {start_step} of {steps}")
-    writer = _summary_writer(run_dir) if env.is_main else None
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    bar = tqdm(
-        total=steps,
-        initial=start_step,
-        desc="train",
-        unit="step",
-        disable=not env.is_main,
-        dynamic_ncols=True,
-    )
-    samples, start = 0, time.perf_counter()
-    dmp.train()
-    for step, batch in enumerate(train_batches):
-        if step >= steps:
-            break
-        if step < start_step:
-            continue
-        scale = min(1.0, (step + 1) / max(config.warmup_steps, 1))
-        for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
-            group["lr"] = lr * scale
-        # zero_grad also hands the new learning rate to the fused embedding kernels, which
-        # capture it in forward: it must come before the forward pass
-        optimizer.zero_grad()
-        batch = batch.to(env.device)
-        logits = dmp(batch.dense_features, batch.sparse_features)
-        loss = loss_fn(logits, batch.labels.float())
-        loss.backward()
-        optimizer.step()
-        samples += len(batch.labels) * env.world_size
-        bar.update(1)
-        if step % config.log_every == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-            if writer is not None:
-                writer.add_scalar("train/loss", loss.item(), step)
-        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0 and step + 1 < steps:
-            save_checkpoint(run_dir, step + 1, dmp, optimizer, meta, env)
-    elapsed = time.perf_counter() - start
-    bar.close()
-    if start_step < steps:
-        save_checkpoint(run_dir, steps, dmp, optimizer, meta, env)
+    loop = TrainLoop(model=model, config=config, env=env, run_dir=run_dir, meta=meta, progress=progress)
 
-    eval_batches = ShardBatches(
-        data, [eval_day], config.eval_batch_size, env.rank, env.world_size, shuffle=False
-    )
-    result: dict[str, Any] = evaluate(dmp, eval_batches, env)
+    def batches(epoch: int) -> ShardBatches:
+        return ShardBatches(
+            data,
+            train_days,
+            config.batch_size,
+            env.rank,
+            env.world_size,
+            shuffle=config.shuffle,
+            seed=config.seed,
+            epoch=epoch,
+        )
+
+    def day_batches(day: int) -> ShardBatches:
+        return ShardBatches(data, [day], config.eval_batch_size, env.rank, env.world_size, shuffle=False)
+
+    ran = loop.run(batches, None if val_day is None else lambda: day_batches(val_day))
+    result: dict[str, Any] = evaluate(loop.dmp, day_batches(eval_day), env)
     result.update(
-        flops=flops,
-        lookup_bytes=lookup_bytes,
         **counts,
-        samples_per_s=samples / elapsed if samples else _previous_speed(run_dir),
-        steps=steps,
+        samples_per_s=ran.samples_per_s or _previous_speed(run_dir),
+        steps=ran.steps,
         world_size=env.world_size,
         train_days=train_days,
         eval_day=eval_day,
         model=spec.get("name", "model"),
-        sharding_plan=_plan_summary(plan),
+        sharding_plan=_plan_summary(loop.plan),
     )
+    if val_day is not None:
+        result.update(val_day=val_day, epochs=ran.epochs, best_epoch=ran.best_epoch)
+        result["stopped_early"] = ran.stopped_early
     if config.baseline_run:
         baseline = read_json(f"{config.baseline_run}/metrics.json")
         result["relative_ne"] = result["ne"] / baseline["ne"]
         result["baseline_run"] = config.baseline_run
+    loop.log_scalars("eval", {k: result[k] for k in ("auc", "logloss", "ne")}, ran.steps)
+    loop.close()
     if env.is_main:
         write_json(f"{run_dir}/metrics.json", result)
         write_json(f"{run_dir}/arch.json", model.spec)
         write_json(f"{run_dir}/config.json", dataclasses.asdict(config))
-        if writer is not None:
-            for key in ("auc", "logloss", "ne"):
-                writer.add_scalar(f"eval/{key}", result[key], steps)
-            writer.close()
     return result
 
 

@@ -1,8 +1,8 @@
 """Cost-aware regularization: a random-forest cost model over sampled architectures.
 
 Sample discrete architectures of the space, measure each one's cost (forward FLOPs
-per example of its interaction graph, counted by ``FlopCounterMode``; or measured
-latency on this machine), fit a random
+per example of its interaction graph, counted by the shared ``recsearch.profile``
+counter; or measured latency on this machine), fit a random
 forest from "how many blocks keep op j" to the cost, and take each op's permutation
 importance s_j, clipped at 0 and normalized to sum 1, as its cost weight. The
 search adds R = gamma * sum over blocks and ops of s_j * p_j to the architecture
@@ -11,16 +11,15 @@ loss (p_j: the op's noise-free mixing weight; paper gamma = 0.004).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from recsearch.models.builder import build_interaction
-from recsearch.search.distdnas.space import DENSE_OPS, OP_LABELS, SPARSE_OPS, SpaceConfig, arch_from_choice
+from recsearch.profile.counts import interaction_flops
+from recsearch.profile.latency import interaction_latency_ms
+from recsearch.search.distdnas.config import SpaceConfig
+from recsearch.search.distdnas.space import DENSE_OPS, OP_LABELS, SPARSE_OPS, arch_from_choice
 from recsearch.search.distdnas.space import sample_choice as _sample_choice
 
 ALL_OPS = DENSE_OPS + SPARSE_OPS
@@ -29,31 +28,6 @@ ALL_OPS = DENSE_OPS + SPARSE_OPS
 def choice_features(choice: list[tuple[list[str], list[str]]]) -> list[int]:
     """How many blocks keep each op (the cost model's inputs), in ``ALL_OPS`` order."""
     return [sum(op in d or op in s for d, s in choice) for op in ALL_OPS]
-
-
-def arch_flops(spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: int) -> float:
-    """Forward FLOPs per example of an architecture's interaction graph (lookups excluded)."""
-    graph = build_interaction(spec, num_dense, num_fields, emb_dim)
-    # with autograd on: the counter's module tracker fails on parameters expanded under no_grad
-    with FlopCounterMode(display=False) as counter:
-        graph(torch.zeros(2, num_dense), torch.zeros(2, num_fields, emb_dim))
-    return counter.get_total_flops() / 2
-
-
-def arch_latency_ms(
-    spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: int, batch: int = 512
-) -> float:
-    """Measured forward latency (ms) of an architecture's interaction graph at ``batch``."""
-    graph = build_interaction(spec, num_dense, num_fields, emb_dim).eval()
-    dense, sparse = torch.randn(batch, num_dense), torch.randn(batch, num_fields, emb_dim)
-    with torch.no_grad():
-        graph(dense, sparse)
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            graph(dense, sparse)
-            times.append(time.perf_counter() - start)
-    return 1e3 * min(times)
 
 
 def fit_cost_table(
@@ -79,9 +53,9 @@ def fit_cost_table(
         choice = _sample_choice(rng, space)
         spec = arch_from_choice(choice, space)
         if metric == "flops":
-            cost = arch_flops(spec, num_dense, num_fields, space.emb_dim)
+            cost = interaction_flops(spec, num_dense, num_fields, space.emb_dim)
         else:
-            cost = arch_latency_ms(spec, num_dense, num_fields, space.emb_dim)
+            cost = interaction_latency_ms(spec, num_dense, num_fields, space.emb_dim)
         rows.append(choice_features(choice))
         costs.append(cost)
     x, y = np.array(rows, dtype=np.float64), np.array(costs, dtype=np.float64)

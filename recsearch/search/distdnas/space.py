@@ -17,13 +17,12 @@ outputs, as the supernet does (weights dropped), so widths match the supernet's;
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from recsearch.models.arch import INPUT_DENSE, INPUT_SPARSE, SCHEMA_VERSION, validate
+from recsearch.search.distdnas.config import SpaceConfig
 
 DENSE_OPS = ["identity", "linear", "dot_product", "crossnet", "pin"]
 SPARSE_OPS = ["identity3d", "linear3d", "transformer", "embed_fc", "pma"]
@@ -40,50 +39,6 @@ OP_LABELS = {
     "embed_fc": "EmbedFC",
     "pma": "PMA",
 }
-
-
-@dataclass
-class SpaceConfig:
-    """Shape of the search space (paper: 7 blocks, dim_d 256/512, N_s 16, dim_s 16).
-
-    Attributes:
-        num_blocks: choice blocks N.
-        dense_dim: width of each block's dense output (dim_d).
-        sparse_fields: fields of each block's sparse output (N_s).
-        emb_dim: embedding dim, also each sparse output field's width (dim_s).
-        head_hidden: hidden widths of the output MLP.
-        dot_compress_fields: DotProduct compresses its input fields to this many with
-            EmbedFC first (NASRec's operator balancing); 0 (default): products of all
-            input fields. On synth small, compressing block 1's 27 fields to 16 cost a
-            fixed DotProduct+Linear chain 0.015 NE without ``block_norm``.
-        crossnet_layers: cross layers of the CrossNet op.
-        block_norm: layer-normalize each block's dense output and each field of its
-            sparse output (after mixing; in a discrete architecture, after summing the
-            kept ops), so products of products stay bounded. Default on: a
-            discovered 5-block architecture trained to NE 0.770 with it, 0.777 without
-            (synth small, tools/distdnas_ablations.py, docs/results.md).
-    """
-
-    num_blocks: int = 7
-    dense_dim: int = 256
-    sparse_fields: int = 16
-    emb_dim: int = 16
-    head_hidden: list[int] = field(default_factory=lambda: [256])
-    dot_compress_fields: int = 0
-    crossnet_layers: int = 1
-    block_norm: bool = True
-
-    def check(self) -> None:
-        if self.num_blocks < 1:
-            raise ValueError(f"num_blocks must be >= 1, got {self.num_blocks}")
-        for name in ("dense_dim", "sparse_fields", "emb_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.emb_dim % 4:
-            raise ValueError(f"emb_dim must be a multiple of 4 (FBGEMM kernels), got {self.emb_dim}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def op_args(op: str, space: SpaceConfig) -> dict[str, Any]:

@@ -19,9 +19,8 @@ from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from recsearch.models.builder import PooledEmbeddings, mlp
 from recsearch.ops import Shapes, create_op
-from recsearch.search.distdnas.space import DENSE_OPS, SPARSE_OPS, SpaceConfig, op_args
-
-ARCH_PARAMS = ("alpha", "beta")
+from recsearch.search.distdnas.config import SpaceConfig
+from recsearch.search.distdnas.space import DENSE_OPS, SPARSE_OPS, op_args
 
 
 class ChoiceBlock(nn.Module):
@@ -116,6 +115,11 @@ class Supernet(nn.Module):
         self.alpha = nn.Parameter(torch.zeros(space.num_blocks, len(DENSE_OPS)))
         self.beta = nn.Parameter(torch.zeros(space.num_blocks, len(SPARSE_OPS)))
 
+    def arch_parameters(self) -> dict[str, nn.Parameter]:
+        """The architecture parameters (alpha, beta), trained by their own optimizer on
+        held-out batches; the weight optimizer leaves them alone."""
+        return {"alpha": self.alpha, "beta": self.beta}
+
     def mixing_weights(self, sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 5) dense and sparse weights: Gumbel-softmax samples, or softmax(logits / lambda)."""
         if sample:
@@ -153,8 +157,3 @@ class Supernet(nn.Module):
             "dense_weights": w_dense.detach().tolist(),
             "sparse_weights": w_sparse.detach().tolist(),
         }
-
-
-def is_arch_param(name: str) -> bool:
-    """Whether a (possibly DMP-prefixed) parameter name is an architecture parameter."""
-    return name.rsplit(".", 1)[-1] in ARCH_PARAMS

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from recsearch.search.distdnas.space import SpaceConfig, arch_from_choice
+from recsearch.search.distdnas.config import SpaceConfig
+from recsearch.search.distdnas.space import arch_from_choice
 from recsearch.utils.config import build_config
 from recsearch.utils.fileio import read_json
 
@@ -39,6 +40,24 @@ def choose(agg: dict[str, Any], threshold: float) -> list[tuple[list[str], list[
     ]
 
 
+def arch_from_aggregate(
+    agg: dict[str, Any], threshold: float = 0.2, stack: int = 1, name: str = "", source: str = ""
+) -> dict[str, Any]:
+    """The architecture spec of aggregated weights at ``threshold``."""
+    try:
+        space = build_config(SpaceConfig, agg["space"])
+        choice = choose(agg, threshold)
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{source or 'aggregate'} is not a DistDNAS aggregate ({e})") from None
+    return arch_from_choice(
+        choice,
+        space,
+        name=name or f"distdnas_{agg['mode'].replace('-', '_')}",
+        stack=stack,
+        meta={"search": source, "threshold": threshold, "mode": agg["mode"], "days": agg["days"]},
+    )
+
+
 def discretize(search_dir: str, threshold: float = 0.2, stack: int = 1, name: str = "") -> dict[str, Any]:
     """The architecture spec discovered by the search in ``search_dir``."""
     path = f"{search_dir}/aggregate.json"
@@ -48,12 +67,6 @@ def discretize(search_dir: str, threshold: float = 0.2, stack: int = 1, name: st
         raise ValueError(
             f"{path} not found: run `recsearch search distdnas --out {search_dir}` first"
         ) from None
-    space = build_config(SpaceConfig, agg["space"])
-    choice = choose(agg, threshold)
-    return arch_from_choice(
-        choice,
-        space,
-        name=name or f"distdnas_{agg['mode'].replace('-', '_')}",
-        stack=stack,
-        meta={"search": search_dir, "threshold": threshold, "mode": agg["mode"], "days": agg["days"]},
-    )
+    except ValueError:
+        raise ValueError(f"{path} is damaged (not JSON); rerun the search to rewrite it") from None
+    return arch_from_aggregate(agg, threshold, stack, name, search_dir)

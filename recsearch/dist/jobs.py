@@ -1,0 +1,200 @@
+"""One torchx job pool for every method that fans work out: submit, poll, retry, resume.
+
+A job is a name, a torchx ``AppDef`` factory and a "done" test on its outputs. The
+pool skips jobs already done (a rerun resumes), submits the rest through torchx's
+Runner API (at most ``workers`` at a time on a local scheduler, each with
+``threads`` intra-op threads; all at once elsewhere), polls them, resubmits a
+failed job up to ``retries`` times (a job resumes from its own checkpoint), and
+reports the ones that failed for good with where their logs are.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torchx.specs as specs
+
+IMAGE = "ghcr.io/pytorch/torchx:0.7.0"
+LOCAL_SCHEDULERS = ("local_cwd", "local_docker")
+
+
+@dataclass
+class LaunchOptions:
+    """How jobs run (not what they compute: a rerun may change these).
+
+    Attributes:
+        scheduler: torchx scheduler (local_cwd, slurm, kubernetes, ...).
+        workers: jobs at a time on a local scheduler.
+        threads: intra-op threads per job (0: cores / workers locally, all cores elsewhere).
+        retries: resubmissions of a failed job.
+        scheduler_args: torchx scheduler options (e.g. partition, queue).
+        image: container image for container schedulers.
+        dryrun: print what would be submitted; run nothing.
+        progress: progress bars and per-job lines on stderr.
+    """
+
+    scheduler: str = "local_cwd"
+    workers: int = 2
+    threads: int = 0
+    retries: int = 1
+    scheduler_args: dict[str, Any] = field(default_factory=dict)
+    image: str = IMAGE
+    dryrun: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {self.workers}")
+        if self.threads < 0:
+            raise ValueError(f"--threads-per-job must be >= 0, got {self.threads}")
+        if self.retries < 0:
+            raise ValueError(f"--retries must be >= 0, got {self.retries}")
+
+    @property
+    def local(self) -> bool:
+        return self.scheduler in LOCAL_SCHEDULERS
+
+
+def parse_scheduler_args(scheduler: str, text: str) -> dict[str, Any]:
+    """``k=v,k=v`` scheduler options, checked against the scheduler's run options."""
+    from torchx.runner import get_runner
+
+    try:
+        opts = get_runner().scheduler_run_opts(scheduler)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"unknown torchx scheduler {scheduler!r}: {e}") from None
+    return dict(opts.cfg_from_str(text)) if text else {}
+
+
+def module_app(
+    module: str,
+    args: list[str],
+    name: str,
+    threads: int,
+    launch: LaunchOptions,
+    memMB: int = 8192,
+) -> specs.AppDef:
+    """A torchx AppDef running ``python -m module args`` with ``threads`` intra-op threads."""
+    from torchx.components.utils import python
+
+    app = python(*args, m=module, name=name, image=launch.image, cpu=max(threads, 1), memMB=memMB)
+    app.roles[0].env["OMP_NUM_THREADS"] = str(threads)
+    if launch.local:  # the interpreter running this command, with recsearch installed
+        app.roles[0].entrypoint = sys.executable
+    return app
+
+
+@dataclass
+class PoolJob:
+    """One job: ``app(threads)`` builds its AppDef; ``done()`` tells from its outputs whether
+    it has finished; ``summary()`` (optional) is the line printed when it does."""
+
+    name: str
+    app: Callable[[int], specs.AppDef]
+    done: Callable[[], bool]
+    summary: Callable[[], str] | None = None
+    label: str = ""  # what the job covers, for messages (e.g. "days 0-3")
+
+
+@dataclass
+class PoolResult:
+    done: list[str]
+    failed: dict[str, str]  # name -> reason and where its logs are
+    seconds: float
+    threads: int
+    dryrun: bool = False
+
+
+class JobPool:
+    """Run jobs through torchx (see the module docstring).
+
+    Args:
+        launch: scheduler, workers, threads, retries.
+        log_dir: where a local scheduler writes the jobs' logs.
+    """
+
+    def __init__(self, launch: LaunchOptions, log_dir: str) -> None:
+        self.launch = launch
+        self.cfg: dict[str, Any] = dict(launch.scheduler_args)
+        if launch.local:
+            self.cfg.setdefault("log_dir", log_dir)
+
+    def threads_for(self, running: int) -> int:
+        if self.launch.threads:
+            return self.launch.threads
+        cores = os.cpu_count() or 1
+        return max(1, cores // max(running, 1)) if self.launch.local else cores
+
+    def run(self, jobs: list[PoolJob], desc: str = "jobs") -> PoolResult:
+        from torchx.runner import get_runner
+        from torchx.specs import AppState
+        from tqdm import tqdm
+
+        launch = self.launch
+        finished = [j.done() for j in jobs]
+        todo = [j for j, f in zip(jobs, finished, strict=True) if not f]
+        skipped = [j.name for j, f in zip(jobs, finished, strict=True) if f]
+        if skipped and launch.progress:
+            print(f"already done, skipped: {', '.join(skipped)}", file=sys.stderr)
+        parallel = min(launch.workers, len(todo)) if launch.local else len(todo)
+        threads = self.threads_for(parallel)
+        runner = get_runner()
+        if launch.dryrun:
+            for job in todo:
+                info = runner.dryrun(job.app(threads), launch.scheduler, cfg=self.cfg, workspace=None)
+                label = f" ({job.label})" if job.label else ""
+                print(f"# {job.name}{label} on {launch.scheduler}:\n{info}")
+            return PoolResult(skipped, {}, 0.0, threads, dryrun=True)
+
+        pending = list(todo)
+        attempts = {j.name: 0 for j in todo}
+        running: dict[str, PoolJob] = {}
+        done, failed = list(skipped), {}
+        start = time.perf_counter()
+        bar = tqdm(
+            total=len(jobs), initial=len(skipped), desc=desc, unit="job", disable=not launch.progress
+        )
+        try:
+            while pending or running:
+                while pending and len(running) < parallel:
+                    job = pending.pop(0)
+                    attempts[job.name] += 1
+                    running[runner.run(job.app(threads), launch.scheduler, cfg=self.cfg, workspace=None)] = job
+                bar.set_postfix(running=",".join(j.name for j in running.values()) or "-")
+                time.sleep(0.5)
+                for handle, job in list(running.items()):
+                    status = runner.status(handle)
+                    if status is None or not status.is_terminal():
+                        continue
+                    del running[handle]
+                    if status.state == AppState.SUCCEEDED and job.done():
+                        done.append(job.name)
+                        bar.update(1)
+                        if job.summary is not None:
+                            bar.write(f"{job.name}: {job.summary()}")
+                        continue
+                    reason = status.state.name + (f": {status.msg}" if status.msg else "")
+                    if status.state == AppState.SUCCEEDED:
+                        reason = "exited without writing its result"
+                    where = f" (logs: {self.cfg['log_dir']})" if launch.local else f" (torchx log {handle})"
+                    if attempts[job.name] <= launch.retries:
+                        bar.write(
+                            f"{job.name}: {reason}{where}; retrying "
+                            f"(attempt {attempts[job.name] + 1} of {launch.retries + 1})"
+                        )
+                        pending.append(job)
+                    else:
+                        failed[job.name] = reason + where
+                        bar.write(f"{job.name}: FAILED after {attempts[job.name]} attempt(s): {reason}{where}")
+        except KeyboardInterrupt:
+            for handle in running:
+                runner.cancel(handle)
+            raise
+        finally:
+            bar.close()
+        return PoolResult(done, failed, time.perf_counter() - start, threads)

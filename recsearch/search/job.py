@@ -1,0 +1,52 @@
+"""One job of a search that fans out (what the shared job pool submits through torchx).
+
+    python -m recsearch.search.job --search-dir DIR --job NAME
+
+Reads ``DIR/request.json`` (written by ``recsearch search <method>``), rebuilds the
+method's config from it and runs the method's job ``NAME`` (e.g. one day of a
+DistDNAS search). Errors in the request end in one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m recsearch.search.job",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--search-dir", required=True, help="search directory (with request.json)")
+    p.add_argument("--job", required=True, help="the job's name, e.g. day_3")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    a = p.parse_args(argv)
+    try:
+        from recsearch.search.contract import REQUEST, SearchData, check_request
+        from recsearch.search.registry import get_method
+        from recsearch.utils.config import build_config
+        from recsearch.utils.fileio import read_json
+
+        try:
+            request = read_json(f"{a.search_dir}/{REQUEST}")
+        except FileNotFoundError:
+            raise ValueError(
+                f"{a.search_dir}/{REQUEST} not found: a search job runs inside a directory that "
+                "`recsearch search <method>` prepared"
+            ) from None
+        method = get_method(request["method"])
+        config: Any = build_config(method.config, request["config"])
+        info = check_request(request["data"], request["train_days"], request["val_day"])
+        data = SearchData(request["data"], request["train_days"], request["val_day"], info)
+        method.run_job(config, data, a.search_dir, a.job, not a.no_progress)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"search job {a.job}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

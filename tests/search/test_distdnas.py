@@ -1,0 +1,334 @@
+"""DistDNAS: supernet, cost model, day jobs, aggregation, discretization, modes, faults."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
+from recsearch.models.builder import build_model
+from recsearch.profile.counts import interaction_flops
+from recsearch.search.distdnas.aggregate import aggregate
+from recsearch.search.distdnas.config import DistDNASConfig, SpaceConfig
+from recsearch.search.distdnas.cost import ALL_OPS, fit_cost_table
+from recsearch.search.distdnas.search import plan_jobs
+from recsearch.search.distdnas.space import DENSE_OPS, SPARSE_OPS, arch_from_choice
+from recsearch.search.distdnas.supernet import Supernet
+from recsearch.search.distdnas.to_arch import choose, discretize
+from recsearch.utils.config import load_config
+from recsearch.utils.fileio import write_json
+from tests.conftest import REPO, assert_export_matches_eager, run_group, run_recsearch
+
+TINY = SpaceConfig(
+    num_blocks=3, dense_dim=32, sparse_fields=4, emb_dim=8, head_hidden=[16], dot_compress_fields=4
+)
+NAMES = [f"f{i}" for i in range(5)]
+SEARCH = ["search", "distdnas", "--preset", "tiny"]
+# Architecture logits of a day-0 job on the tiny shards (preset tiny + cost model), recorded
+# before the job moved onto the shared training loop: the port must not change them.
+GOLDEN_ALPHA = [
+    [-0.208422, -0.270122, -0.256575, 0.440269, 0.227972],
+    [-0.225547, -0.032936, 0.195045, -0.280859, 0.195734],
+    [0.225238, -0.250237, -0.346792, -0.012704, 0.086342],
+]
+GOLDEN_BETA = [
+    [0.316407, 0.413689, 0.354316, -0.541449, -0.343732],
+    [-0.320261, 0.379479, -0.153839, 0.055141, 0.372987],
+    [-0.13203, 0.078758, -0.274515, 0.080034, 0.249257],
+]
+
+
+def batch(b: int = 16) -> tuple[torch.Tensor, KeyedJaggedTensor]:
+    g = torch.Generator().manual_seed(0)
+    kjt = KeyedJaggedTensor.from_lengths_sync(
+        NAMES, torch.randint(0, 10, (b * 5,), generator=g), torch.ones(b * 5, dtype=torch.int32)
+    )
+    return torch.randn(b, 3, generator=g), kjt
+
+
+@pytest.mark.parametrize("block_norm", [False, True])
+def test_supernet_mixes_with_gumbel_softmax_and_reaches_every_op(block_norm: bool) -> None:
+    torch.manual_seed(0)
+    space = dataclasses.replace(TINY, block_norm=block_norm)
+    net = Supernet(space=space, feature_names=NAMES, num_embeddings=[10] * 5, num_dense=3, temperature=0.5)
+    assert net.alpha.shape == (3, 5) and net.beta.shape == (3, 5)
+    assert set(net.arch_parameters()) == {"alpha", "beta"}
+    assert net.arch_parameters()["alpha"] is net.alpha
+    w_d, w_s = net.mixing_weights(sample=True)
+    torch.testing.assert_close(w_d.sum(-1), torch.ones(3))
+    torch.testing.assert_close(w_s.sum(-1), torch.ones(3))
+    assert not torch.allclose(w_d, torch.full_like(w_d, 0.2))  # noise: not the uniform softmax
+    # noise-free weights are softmax(alpha / lambda), not softmax(alpha)
+    with torch.no_grad():
+        net.alpha.copy_(torch.randn(3, 5))
+        net.beta.copy_(torch.randn(3, 5))
+    w_d, w_s = net.mixing_weights(sample=False)
+    torch.testing.assert_close(w_d, torch.softmax(net.alpha / 0.5, -1))
+    torch.testing.assert_close(w_s, torch.softmax(net.beta / 0.5, -1))
+    state = net.arch_state()
+    np.testing.assert_allclose(state["dense_weights"], w_d.detach().numpy(), rtol=1e-6)
+    dense, kjt = batch()
+    net.eval()
+    torch.testing.assert_close(net(dense, kjt), net(dense, kjt))  # eval: no noise
+    net.train()
+    net(dense, kjt).sum().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} gets no gradient"
+    # the architecture step looks embeddings up without autograd: no gradient reaches the tables
+    net.zero_grad()
+    net(dense, kjt, embedding_grad=False).sum().backward()
+    for name, p in net.embeddings.named_parameters():
+        assert p.grad is None, name
+    assert net.alpha.grad is not None and net.alpha.grad.abs().sum() > 0
+
+
+def test_arch_from_choice_builds_the_supernet_wiring() -> None:
+    plain = dataclasses.replace(TINY, block_norm=False)
+    one = [(["crossnet"], ["pma"])] * 3
+    spec = arch_from_choice(one, plain)
+    assert [b["name"] for b in spec["blocks"]] == [
+        f"b{i}_{op}" for i in (1, 2, 3) for op in ("crossnet", "pma")
+    ]
+    b2 = spec["blocks"][2]  # block 2's dense op: blocks 1 and 0 dense, block 1 sparse (flattened)
+    assert b2["dense"] == ["b1_crossnet", "input.dense", "b1_pma"]
+    assert b2["sparse"] == ["b1_pma", "b1_crossnet", "input.dense"]
+    assert spec["head"]["inputs"] == ["b3_crossnet", "b3_pma"]
+    # several kept ops of a kind are summed by an add / add3d block, so widths match the supernet
+    spec = arch_from_choice([(DENSE_OPS, SPARSE_OPS)] * 3, plain, stack=2)
+    names = [b["name"] for b in spec["blocks"]]
+    assert "s0_b1_dense" in names and "s1_b3_sparse" in names
+    assert spec["head"]["inputs"] == ["s0_b3_dense", "s0_b3_sparse", "s1_b3_dense", "s1_b3_sparse"]
+    dense, kjt = batch()
+    model = build_model(spec, NAMES, [10] * 5, 3)
+    assert model(dense, kjt).shape == (16,)
+    with pytest.raises(ValueError, match="block 2 keeps no dense or no sparse op"):
+        arch_from_choice([(["linear"], ["pma"]), ([], ["pma"]), (["linear"], ["pma"])], TINY)
+    # block_norm: every block ends in a layer-normalizing add / add3d, one kept op or several
+    normed = dataclasses.replace(TINY, block_norm=True)
+    spec = arch_from_choice(
+        [(["crossnet"], ["pma"]), (["linear", "pin"], ["pma"]), (["crossnet"], ["pma"])], normed
+    )
+    merges = {b["name"]: b["args"] for b in spec["blocks"] if b["op"] in ("add", "add3d")}
+    assert merges["b1_dense"] == {"parts": 1, "layer_norm": True} and merges["b2_dense"]["parts"] == 2
+    assert len(merges) == 6 and spec["head"]["inputs"] == ["b3_dense", "b3_sparse"]
+    assert build_model(spec, NAMES, [10] * 5, 3)(dense, kjt).shape == (16,)
+
+
+@pytest.mark.parametrize("metric", ["flops", "latency"])
+def test_cost_model_ranks_the_most_expensive_op_first(metric: str) -> None:
+    table = fit_cost_table(TINY, 3, 5, samples=96, metric=metric, progress=False)
+    w = np.array(table["weights"])
+    assert w.min() >= 0 and w.sum() == pytest.approx(1.0)
+    assert table["metric"] == metric
+    # the marginal FLOPs of each op: the whole space minus that op in every block
+    full = interaction_flops(arch_from_choice([(DENSE_OPS, SPARSE_OPS)] * 3, TINY), 3, 5, 8)
+    marginal = []
+    for op in ALL_OPS:
+        d = [o for o in DENSE_OPS if o != op]
+        s = [o for o in SPARSE_OPS if o != op]
+        marginal.append(full - interaction_flops(arch_from_choice([(d, s)] * 3, TINY), 3, 5, 8))
+    order = np.argsort(marginal)
+    if metric == "flops":
+        assert table["forest_r2"] > 0.8
+        assert int(np.argmax(w)) == int(order[-1])  # the costliest op gets the largest weight
+        assert w[order[-3:]].min() > w[order[:4]].max()  # the 3 costliest outweigh the 4 cheapest
+    else:  # measured: at these tiny widths the attention's many small kernels cost the most time
+        assert table["forest_r2"] > 0.5 and table["unit"] == "ms at batch 512"
+        assert ALL_OPS[int(np.argmax(w))] == "transformer" and w.max() > 2 * np.sort(w)[-2]
+
+
+def test_config_sections_presets_and_errors(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("space:\n  num_blocks: 4\n  dense_dim: 64\narch_lr: 1e-2\n")
+    cfg = load_config(DistDNASConfig, str(cfg_file), ["space.dense_dim=128"], "tiny", "search/distdnas")
+    assert (cfg.space.num_blocks, cfg.space.dense_dim, cfg.arch_lr) == (4, 128, 0.01)
+    assert cfg.space.emb_dim == 8 and cfg.batch_size == 128  # from the tiny preset
+    for bad, message in [
+        ("space.blocks=3", r"unknown SpaceConfig key\(s\) \['blocks'\]"),
+        ("temperature=0", "DistDNASConfig.temperature must be > 0, got 0.0"),
+        ("space.emb_dim=6", "emb_dim must be a multiple of 4"),
+        ("space.head_hidden=[64,-1]", "SpaceConfig.head_hidden must be >= 1"),
+        ("mode=two-shot", "DistDNASConfig.mode must be one of distributed"),
+        ("threshold=1.5", "threshold must be <= 1"),
+        ("space=3", "is a section of keys"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            load_config(DistDNASConfig, None, [bad])
+    with pytest.raises(ValueError, match="unknown search mode 'two-shot'"):
+        plan_jobs("two-shot", [0])
+
+
+def _fake_search(out: Path, temperature: float, jobs: list[tuple[str, list[list[float]], list[list[float]]]]):
+    out.mkdir()
+    config = DistDNASConfig(space=TINY, temperature=temperature).to_dict()
+    write_json(str(out / "request.json"), {"method": "distdnas", "config": config, "train_days": [0, 1, 2]})
+    write_json(
+        str(out / "plan.json"),
+        {"mode": "distributed", "jobs": [{"name": f"day_{d}", "days": [d]} for d in (0, 1, 2)]},
+    )
+    for name, alpha, beta in jobs:
+        (out / name).mkdir()
+        probs = torch.softmax(torch.tensor(alpha), -1).tolist()
+        write_json(
+            str(out / name / "weights.json"),
+            {"alpha": alpha, "beta": beta, "dense_weights": probs, "sparse_weights": probs, "seconds": 1.0},
+        )
+
+
+def test_aggregation_averages_logits_and_refuses_missing_days(tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    a0 = [[1.0, 0, 0, 0, 0]] * 3
+    a1 = [[0.0, 3, 0, 0, 0]] * 3
+    _fake_search(out, 2.0, [("day_0", a0, a1), ("day_1", a1, a0)])
+    with pytest.raises(ValueError, match=r"missing search results: day_2 \(days 2\).*--allow-missing"):
+        aggregate(str(out))
+    agg = aggregate(str(out), allow_missing=True)
+    assert agg["sources"] == ["day_0", "day_1"] and agg["missing"] == ["day_2"]
+    assert agg["alpha"][0] == pytest.approx([0.5, 1.5, 0, 0, 0])  # Eq. 6 as coded: the mean of logits
+    expected = torch.softmax(torch.tensor([0.5, 1.5, 0, 0, 0]) / 2.0, -1).tolist()  # softmax(alpha / lambda)
+    assert agg["dense_weights"][0] == pytest.approx(expected)
+    assert (out / "aggregate.png").stat().st_size > 1000
+    # discretization keeps ops >= the threshold (and the strongest where none reaches it)
+    assert choose(agg, 0.3)[0] == (["linear"], ["linear3d"])
+    assert choose(agg, 0.1)[0] == (
+        ["identity", "linear", "dot_product", "crossnet", "pin"],
+        ["identity3d", "linear3d", "transformer", "embed_fc", "pma"],
+    )
+    spec = discretize(str(out), 0.2, stack=3)
+    assert spec["meta"]["stack"] == 3 and len(spec["head"]["inputs"]) == 6
+    (out / "day_1" / "weights.json").write_text('{"alpha": [[1, 2')  # truncated
+    with pytest.raises(ValueError, match="day_1/weights.json is damaged"):
+        aggregate(str(out), allow_missing=True)
+
+
+def _job(search: Path, name: str, **env: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "recsearch.search.job", "--search-dir", str(search), "--job", name]
+    return run_group(cmd, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+
+
+def _prepare(shards: Path, out: Path, *overrides: str) -> None:
+    """request.json + plan.json + cost table, as `recsearch search` writes them (a dry run)."""
+    args = ["--data", str(shards), "--train-days", "0-1", "--val-day", "2", "--out", str(out)]
+    run_recsearch(*SEARCH, *args, "--dryrun", *overrides, timeout=300)
+
+
+@pytest.mark.integration
+def test_day_job_matches_the_golden_weights_and_resumes_after_a_kill(shards: Path, tmp_path: Path) -> None:
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    _prepare(shards, ref)
+    r = _job(ref, "day_0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    golden = json.loads((ref / "day_0" / "weights.json").read_text())
+    np.testing.assert_allclose(golden["alpha"], GOLDEN_ALPHA, atol=1e-5)
+    np.testing.assert_allclose(golden["beta"], GOLDEN_BETA, atol=1e-5)
+    assert golden["steps"] == 23 and golden["val"]["day"] == 2 and 0 < golden["val"]["auc"] < 1
+    # killed right after its 2nd checkpoint (steps 5, 10, ...: checkpoint_every=5), then rerun
+    _prepare(shards, out, "checkpoint_every=5")
+    r = _job(out, "day_0", RECSEARCH_KILL_AT="checkpoint-saved:2")
+    assert r.returncode == -9, r.stderr[-2000:]
+    assert not (out / "day_0" / "weights.json").exists()
+    assert json.loads((out / "day_0" / "checkpoint" / "meta.json").read_text())["step"] == 10
+    r = _job(out, "day_0")
+    assert r.returncode == 0 and "resuming from the checkpoint at step 10 of 23" in r.stdout
+    got = json.loads((out / "day_0" / "weights.json").read_text())
+    np.testing.assert_allclose(got["alpha"], golden["alpha"], atol=1e-5)
+    np.testing.assert_allclose(got["beta"], golden["beta"], atol=1e-5)
+    assert len(got["history"]) == len(golden["history"])
+
+
+@pytest.mark.integration
+def test_failed_day_surfaces_through_the_cli_and_a_rerun_runs_only_it(shards: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    labels = copy / "day_1_labels.npy"
+    saved = labels.read_bytes()
+    labels.write_bytes(saved[:100])  # day 1 damaged
+    args = ["--data", str(copy), "--train-days", "0-1", "--val-day", "2", "--out", str(tmp_path / "s")]
+    r = run_recsearch(*SEARCH, *args, "--mode", "no-cost", "--workers", "2", check=False)
+    assert r.returncode == 2
+    error = r.stderr.strip().splitlines()[-1]
+    assert error.startswith("recsearch search: error: search job(s) failed: day_1: ") and "logs:" in error
+    assert "retrying (attempt 2 of 2)" in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "s" / "day_0" / "weights.json").exists()
+    labels.write_bytes(saved)
+    r = run_recsearch(*SEARCH, *args, "--mode", "no-cost", "--threads-per-job", "1")
+    assert "already done, skipped: day_0" in r.stderr
+    assert json.loads((tmp_path / "s" / "day_1" / "weights.json").read_text())["threads"] == 1
+    assert json.loads((tmp_path / "s" / "search.json").read_text())["findings"]["cost_weights"] is None
+
+
+@pytest.mark.integration
+def test_distributed_search_outputs_discretize_and_export(
+    searched: Callable[[str], Path], shards: Path, tmp_path: Path
+) -> None:
+    search = searched("distdnas")
+    agg = json.loads((search / "aggregate.json").read_text())
+    assert agg["sources"] == ["day_0", "day_1"] and agg["workers"] == 2
+    for day in (0, 1):
+        w = json.loads((search / f"day_{day}" / "weights.json").read_text())
+        assert w["days"] == [day] and w["cost_gamma"] == 0.004 and w["steps"] == 23
+        assert w["val"]["day"] == 2
+    table = json.loads((search / "cost_table.json").read_text())
+    assert table["ops"] == ALL_OPS and sum(table["weights"]) == pytest.approx(1.0)
+    record = json.loads((search / "search.json").read_text())
+    f = record["findings"]
+    assert set(record["phases"]) >= {"cost_model", "search_jobs", "aggregate"}
+    assert f["choice"] == json.loads((search / "arch.json").read_text())["meta"]["choice"]
+    assert set(f["jobs"]) == {"day_0", "day_1"} and sum(f["cost_weights"].values()) == pytest.approx(1.0)
+    # the written arch is the aggregate discretized at the configured threshold
+    assert [list(map(list, c)) for c in choose(agg, 0.2)] == f["choice"]
+    arch, run = tmp_path / "arch.json", tmp_path / "run"
+    r = run_recsearch(
+        "discretize", "--search", str(search), "--threshold", "0.19", "--stack", "2", "--out", str(arch)
+    )
+    assert "stack 2" in r.stdout
+    spec = json.loads(arch.read_text())
+    assert spec["schema_version"] == 1 and spec["meta"]["stack"] == 2
+    train = ["--data", str(shards), "--train-days", "0-1", "--eval-day", "2", "--out", str(run)]
+    run_recsearch("train", "--arch", str(arch), *train, "--preset", "tiny")
+    assert json.loads((run / "metrics.json").read_text())["auc"] > 0.6
+    run_recsearch("export", "--run", str(run), "--out", str(tmp_path / "model.pt"))
+    assert_export_matches_eager(run, tmp_path / "model.pt", tmp_path)
+
+
+@pytest.mark.integration
+def test_one_shot_and_fresh_modes_with_the_latency_cost_model(shards: Path, tmp_path: Path) -> None:
+    for mode, jobs in (("one-shot", ["one_shot"]), ("fresh", ["day_1"])):
+        out = tmp_path / mode
+        args = ["--data", str(shards), "--train-days", "0-1", "--val-day", "2", "--out", str(out)]
+        run_recsearch(*SEARCH, *args, "--mode", mode, "cost_metric=latency", "--workers", "1")
+        record = json.loads((out / "search.json").read_text())
+        assert list(record["findings"]["jobs"]) == jobs and record["findings"]["mode"] == mode
+        assert json.loads((out / "cost_table.json").read_text())["metric"] == "latency"
+        days = json.loads((out / jobs[0] / "weights.json").read_text())["days"]
+        assert days == ([0, 1] if mode == "one-shot" else [1])
+        assert (out / "arch.json").exists()
+
+
+def test_search_dry_runs_for_slurm_and_kubernetes(shards: Path, tmp_path: Path) -> None:
+    for scheduler, extra in (("slurm", []), ("kubernetes", ["--scheduler-args", "queue=default"])):
+        args = [
+            "--data",
+            str(shards),
+            "--train-days",
+            "0-1",
+            "--val-day",
+            "2",
+            "--out",
+            str(tmp_path / scheduler),
+        ]
+        r = run_recsearch(*SEARCH, *args, "--scheduler", scheduler, *extra, "--dryrun", timeout=300, cwd=REPO)
+        assert "# day_0 (days 0)" in r.stdout and "# day_1 (days 1)" in r.stdout
+        assert "recsearch.search.job" in r.stdout
+        assert ("--job day_1" if scheduler == "slurm" else "- day_1") in r.stdout
+        assert not (tmp_path / scheduler / "search.json").exists()
