@@ -7,10 +7,10 @@ them, then measures in one process:
   * recsearch ShardBatches (shuffled within day, the training setting, and unshuffled),
     batches/s;
   * TorchRec's InMemoryBinaryCriteoIterDataPipe on the same shards, batches/s;
-  * training consumption: train steps/s of TorchRec's DLRM (EmbeddingBagCollection,
-    embedding dim 16, dense arch 512-256-16, over arch 512-256-1, Adagrad) on the
-    same batches, single process. The trainer of the training-substrate issue
-    (DMP + fused optimizer) replaces this reference when it lands.
+  * training consumption: train steps/s of what `recsearch train --model dlrm` runs, the
+    shared training loop (planner + DMP, fused in-backward Adagrad for the tables, Adam for
+    the rest; 26 tables of dim 16, bottom 512-256-16, top 512-256-1) on the same batches,
+    single process.
 The loader must deliver >= 5x the batches/s that training consumes.
 """
 
@@ -34,38 +34,16 @@ def batches_per_s(make_iter, max_batches: int) -> tuple[float, int]:
     return n / (time.perf_counter() - start), n
 
 
-def train_steps_per_s(batches: list, num_embeddings: list[int], steps: int) -> float:
-    from torchrec.models.dlrm import DLRM
-    from torchrec.modules.embedding_configs import EmbeddingBagConfig
-    from torchrec.modules.embedding_modules import EmbeddingBagCollection
+def train_steps_per_s(batches: list, num_embeddings: list[int], names: list[str], steps: int) -> float:
+    """Steps/s of recsearch's own trainer (the shared loop: planner + DMP, fused Adagrad for the
+    tables, Adam for the rest) on its DLRM preset: what `recsearch train --model dlrm` consumes."""
+    from recsearch.models.builder import build_model
+    from recsearch.models.zoo import create_arch
+    from recsearch.profile.throughput import samples_per_s, train_step_fn
 
-    keys = batches[0].sparse_features.keys()
-    tables = [
-        EmbeddingBagConfig(name=f"t_{k}", embedding_dim=16, num_embeddings=n, feature_names=[k])
-        for k, n in zip(keys, num_embeddings, strict=True)
-    ]
-    model = DLRM(
-        embedding_bag_collection=EmbeddingBagCollection(tables=tables),
-        dense_in_features=batches[0].dense_features.shape[1],
-        dense_arch_layer_sizes=[512, 256, 16],
-        over_arch_layer_sizes=[512, 256, 1],
-    )
-    opt = torch.optim.Adagrad(model.parameters(), lr=0.04)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-
-    def step(b) -> None:
-        logits = model(b.dense_features, b.sparse_features).squeeze(-1)
-        loss = loss_fn(logits, b.labels.float())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    for b in batches[:2]:  # warm-up
-        step(b)
-    start = time.perf_counter()
-    for i in range(steps):
-        step(batches[i % len(batches)])
-    return steps / (time.perf_counter() - start)
+    model = build_model(create_arch("dlrm"), names, num_embeddings, batches[0].dense_features.shape[1])
+    rate = samples_per_s(train_step_fn(model), batches, steps, warmup=2)
+    return rate / len(batches[0].labels)
 
 
 def main() -> None:
@@ -115,7 +93,7 @@ def main() -> None:
             sample = [
                 b for _, b in zip(range(8), ShardBatches(info.root, [0, 1], bs, shuffle=True), strict=False)
             ]
-            train = train_steps_per_s(sample, info.num_embeddings, a.train_steps)
+            train = train_steps_per_s(sample, info.num_embeddings, info.sparse_names, a.train_steps)
             print(
                 f"{bs:>6} {ours:>14,.1f} {ordered:>13,.1f} {theirs:>13,.1f} {train:>14,.2f} "
                 f"{ours / train:>12,.1f}x"

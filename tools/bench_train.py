@@ -6,7 +6,8 @@ Data: 2 days of `recsearch synth --preset small` (Zipf-skewed ids: realistic reu
 preprocessed. Both models have 26 tables of dim 16, bottom MLP 512-256-16, dot-product
 interaction, top MLP 512-256-1, and are trained the TorchRec way: DistributedModelParallel
 with the planner, Adagrad (lr 0.04) fused and applied in backward for the tables, Adam
-(1e-3) for dense parameters, on the same pre-loaded batches, in one process. Also measured:
+(1e-3) for dense parameters: both step through recsearch's shared training loop, on the same
+pre-loaded batches, in one process. Also measured:
 the dense-compute limit, the same recsearch model's step time with the embedding cost
 removed (the interaction graph fed fixed pooled embeddings).
 """
@@ -17,41 +18,20 @@ import argparse
 import logging
 import shutil
 import tempfile
-import time
 import warnings
 
 import torch
 
-
-def timed_steps(step, batches: list, steps: int, warmup: int = 5) -> float:
-    for b in batches[:warmup]:
-        step(b)
-    start = time.perf_counter()
-    for i in range(steps):
-        step(batches[i % len(batches)])
-    return steps * len(batches[0].labels) / (time.perf_counter() - start)
+from recsearch.profile.throughput import samples_per_s, train_step_fn
+from recsearch.train.loop import LoopHooks
 
 
-def dmp_step(model: torch.nn.Module, env):
-    from torchrec.optim.keyed import CombinedOptimizer, KeyedOptimizerWrapper
-    from torchrec.optim.optimizers import in_backward_optimizer_filter
+class FlatLogits(LoopHooks):
+    """TorchRec's DLRM returns (B, 1) logits; the loop's loss takes (B,)."""
 
-    from recsearch.dist.sharding import shard_model
-
-    dmp, _ = shard_model(model, env, "adagrad", 0.04, ["table_wise", "column_wise", "table_column_wise"])
-    dense = KeyedOptimizerWrapper(
-        dict(in_backward_optimizer_filter(dmp.named_parameters())), lambda p: torch.optim.Adam(p, lr=1e-3)
-    )
-    opt = CombinedOptimizer([dmp.fused_optimizer, dense])
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-
-    def step(b) -> None:
-        opt.zero_grad()
-        logits = dmp(b.dense_features, b.sparse_features)
-        loss_fn(logits.reshape(-1), b.labels.float()).backward()
-        opt.step()
-
-    return step
+    def loss(self, loop, batch):  # type: ignore[no-untyped-def]
+        logits = loop.dmp(batch.dense_features, batch.sparse_features).reshape(-1)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, batch.labels.float())
 
 
 def main() -> None:
@@ -72,11 +52,9 @@ def main() -> None:
     from recsearch.data.preprocess import PreprocessOptions, preprocess
     from recsearch.data.shards import ShardInfo
     from recsearch.data.synth_days import synth
-    from recsearch.dist.env import init_distributed
     from recsearch.models.builder import build_model
     from recsearch.models.zoo import create_arch
 
-    env = init_distributed()
     work = tempfile.mkdtemp(prefix="bench_train_")
     try:
         synth(f"{work}/raw", days=2, rows_per_day=a.rows_per_day, preset="small", seed=a.seed)
@@ -113,9 +91,9 @@ def main() -> None:
             loss_fn(limit_model(b.dense_features, fixed[: len(b.labels)]), b.labels.float()).backward()
             limit_opt.step()
 
-        steps = {
-            "torchrec DLRM": dmp_step(theirs, env),
-            "recsearch dlrm": dmp_step(ours, env),
+        steps = {  # both on the shared training loop, exactly as `recsearch train` steps
+            "torchrec DLRM": train_step_fn(theirs, hooks=FlatLogits()),
+            "recsearch dlrm": train_step_fn(ours),
             "dense-compute limit": limit_step,
         }
         rates = {name: 0.0 for name in steps}
@@ -124,7 +102,7 @@ def main() -> None:
         for r in range(a.rounds):  # interleaved rounds in rotating order: noisy machines
             this_round = {}
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                this_round[name] = timed_steps(steps[name], batches, a.steps)
+                this_round[name] = samples_per_s(steps[name], batches, a.steps)
                 rates[name] = max(rates[name], this_round[name])
             ratios.append(this_round["recsearch dlrm"] / this_round["torchrec DLRM"])
         ratios.sort()

@@ -1,0 +1,172 @@
+"""Reproducible experiments: the runs behind docs/results.md and docs/benchmarks.md.
+
+The ``tools/`` scripts are thin front ends over these functions. An experiment always
+measures fresh: it works in a new directory ``BASE/<name>-<UTC time>`` (it refuses to
+reuse one), runs every stage through the documented CLI (so what it measures is what a
+user runs), logs each command with its wall time in ``commands.log``, and each table
+it prints names that directory, so every figure says which run it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from recsearch.train.metrics import binary_entropy
+
+ZOO = ["lr", "fm", "wide_deep", "deepfm", "dlrm", "dcn_v2", "xdeepfm", "autoint"]
+
+
+class ExperimentError(RuntimeError):
+    """A stage of an experiment failed; the message holds the command and its stderr tail."""
+
+
+class Experiment:
+    """A fresh working directory and the CLI commands run in it.
+
+    Args:
+        base: folder that holds experiment runs.
+        name: the experiment's name (the run directory is ``base/name-<UTC time>``).
+    """
+
+    def __init__(self, base: str | Path, name: str) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.dir = Path(base) / f"{name}-{stamp}"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise ExperimentError(f"{self.dir} exists: an experiment never reuses an earlier run") from None
+        self.log = self.dir / "commands.log"
+        self.seconds: dict[str, float] = {}
+
+    def recsearch(self, *args: str, label: str = "") -> float:
+        """Run ``recsearch ARGS``; returns its wall time (also logged)."""
+        start = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "recsearch", *args], capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        with self.log.open("a") as f:
+            f.write(f"{seconds:9.1f} s  recsearch {' '.join(args)}  (exit {r.returncode})\n")
+        if r.returncode:
+            raise ExperimentError(f"recsearch {' '.join(args)} failed:\n{r.stderr[-3000:]}")
+        if label:
+            self.seconds[label] = seconds
+        return seconds
+
+    def synth_shards(
+        self, days: list[int], rows_per_day: int, seed: int, preset: str = "small", vocab_days: str = ""
+    ) -> str:
+        """Planted raw days (``DIR/raw``) preprocessed into ``DIR/shards``."""
+        from recsearch.data.criteo import format_days
+
+        d = format_days(days)
+        self.recsearch("synth", "--out", f"{self.dir}/raw", "--days", d, "--rows-per-day", str(rows_per_day),
+                       "--preset", preset, "--seed", str(seed))  # fmt: skip
+        vocab = ["--vocab-days", vocab_days] if vocab_days else []
+        self.recsearch("preprocess", "--input", f"{self.dir}/raw", "--out", f"{self.dir}/shards", *vocab)
+        return f"{self.dir}/shards"
+
+    def bayes(self, day: int) -> dict[str, float]:
+        """The teacher's own logloss, AUC and NE on a planted day: the limit no model beats."""
+        truth = json.loads((self.dir / "raw" / "truth" / "bayes.json").read_text())
+        d = next(x for x in truth["days"] if x["day"] == day)
+        ne = d["bayes_logloss"] / binary_entropy(d["ctr"])
+        return {"logloss": d["bayes_logloss"], "auc": d["bayes_auc"], "ne": ne, "ctr": d["ctr"]}
+
+    def train(
+        self, model: list[str], shards: str, days: str, eval_day: int, name: str, *extra: str
+    ) -> dict[str, Any]:
+        """``recsearch train`` of ``model`` (``["--model", X]`` or ``["--arch", F]``) into
+        ``DIR/runs/NAME``; its metrics.json, with the command's wall time."""
+        run = f"{self.dir}/runs/{name}"
+        where = ["--data", shards, "--train-days", days, "--eval-day", str(eval_day), "--out", run]
+        seconds = self.recsearch("train", *model, *where, *extra)
+        return {**json.loads(Path(f"{run}/metrics.json").read_text()), "command_seconds": seconds}
+
+    def search(
+        self, method: str, shards: str, train_days: str, val_day: int, name: str, *extra: str
+    ) -> dict[str, Any]:
+        """``recsearch search METHOD`` into ``DIR/NAME``; its search.json, with the wall time."""
+        out = f"{self.dir}/{name}"
+        where = ["--data", shards, "--train-days", train_days, "--val-day", str(val_day), "--out", out]
+        seconds = self.recsearch("search", method, *where, *extra)
+        return {**json.loads(Path(f"{out}/search.json").read_text()), "command_seconds": seconds, "dir": out}
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.dir / name
+        path.write_text(text)
+        return path
+
+
+def metrics_table(
+    results: dict[str, dict[str, Any]], bayes: dict[str, float] | None = None, base: str = "dlrm"
+) -> list[str]:
+    """The paper's Table I layout (markdown): FLOPs, params, NE, relative NE, AUC, logloss."""
+    ref = results[base]["ne"] if base in results else None
+    lines = [
+        "| model | MFLOPs/example | params | dense params | NE | rel. NE | AUC | logloss |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        rel = f"{r['ne'] / ref:.4f}" if ref else ""
+        lines.append(
+            f"| {name} | {r['flops'] / 1e6:.3f} | {r['params']:,} | {r['dense_params']:,} | {r['ne']:.4f} | "
+            f"{rel} | {r['auc']:.4f} | {r['logloss']:.4f} |"
+        )
+    if bayes:
+        rel = f"{bayes['ne'] / ref:.4f}" if ref else ""
+        lines.append(
+            f"| *Bayes limit* | | | | {bayes['ne']:.4f} | {rel} | {bayes['auc']:.4f} | "
+            f"{bayes['logloss']:.4f} |"
+        )
+    return lines
+
+
+def zoo_results(
+    base: str,
+    rows_per_day: int = 100_000,
+    days: int = 4,
+    movielens: str = "",
+    models: list[str] | None = None,
+) -> str:
+    """Every zoo model on planted data (days 0..N-2 train, N-1 eval) and, with ``movielens``,
+    on real MovieLens-100K (days 0-3 train, day 4 eval); returns the markdown."""
+    exp = Experiment(base, "zoo")
+    models = models or ZOO
+    overrides = ["batch_size=512", "warmup_steps=100", "eval_batch_size=8192"]
+    shards = exp.synth_shards(list(range(days)), rows_per_day, seed=0)
+    train_days, eval_day = f"0-{days - 2}", days - 1
+    planted = {
+        m: exp.train(["--model", m], shards, train_days, eval_day, f"synth_{m}", *overrides) for m in models
+    }
+    text = [
+        "# Results: baseline zoo",
+        "",
+        f"Run `{exp.dir}`: `recsearch train` of each model (one process, DMP; {' '.join(overrides)}).",
+        "FLOPs are forward FLOPs per example from `torch.utils.flop_counter` (embedding lookups count 0).",
+        "",
+        f"## Planted data: `synth --preset small --seed 0`, {days} days x {rows_per_day:,} rows",
+        "",
+        f"Train days {train_days}, eval day {eval_day}. The last row is the teacher's own probabilities "
+        "on the eval day: the limit no model can beat.",
+        "",
+        *metrics_table(planted, exp.bayes(eval_day)),
+        "",
+    ]
+    if movielens:
+        schema = str(Path(__file__).resolve().parents[1] / "configs" / "datasets" / "movielens100k.yaml")
+        ml = f"{exp.dir}/ml"
+        exp.recsearch("convert", "--schema", schema, "--data-root", movielens, "--out", ml)
+        real = {m: exp.train(["--model", m], ml, "0-3", 4, f"ml_{m}", *overrides) for m in models}
+        text += [
+            "## MovieLens-100K (real; rating > 3 is a click)",
+            "",
+            "Ratings cut chronologically into 5 equal days; train days 0-3, eval day 4.",
+            "",
+            *metrics_table(real),
+            "",
+        ]
+    return "\n".join(text)
