@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable
 
 from recsearch.search.cli import add_method_stages, add_search
 from recsearch.train.config import TrainConfig
-from recsearch.utils.config import config_help, list_presets
+from recsearch.utils.config import add_config_arguments, config_help
 
 _DESCRIPTION = "recsearch: search, train and ship CTR models on TorchRec."
 _VOCABULARY = """\
@@ -240,13 +241,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a zoo model or an architecture JSON",
-        description=(
-            "Train on --train-days (in order, shuffled within a day, one pass) and evaluate on --eval-day. "
-            "Embeddings are TorchRec tables sharded by the planner under DistributedModelParallel (also on "
-            "one process) with a fused in-backward optimizer; dense parameters use Adam. Writes "
-            "RUN_DIR/metrics.json (auc, logloss, ne, flops, params, embedding_params, samples_per_s), "
-            "arch.json, config.json and TensorBoard scalars. Run under torchrun for several processes. "
-            "Rerunning the same command resumes a killed run."
+        description=textwrap.fill(
+            "Train on --train-days (in order, shuffled within a day; `epochs` passes, with early "
+            "stopping on --val-day) and evaluate on --eval-day. Embeddings are TorchRec tables sharded "
+            "by the planner under DistributedModelParallel (also on one process) with a fused "
+            "in-backward optimizer; dense parameters use Adam. Writes RUN_DIR/metrics.json (auc, logloss, "
+            "ne, flops, params, embedding_params, samples_per_s), arch.json, config.json, TensorBoard "
+            "scalars and checkpoints. Run under torchrun for several processes. Rerunning the same "
+            "command resumes a killed run.",
+            95,
         ),
         epilog=f"config keys (YAML file or key=value):\n{config_help(TrainConfig)}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -264,16 +267,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="validation day for early stopping when epochs > 1 (not a train or eval day)",
     )
     p.add_argument("--out", required=True, help="run directory")
-    presets = list_presets("train")
-    p.add_argument(
-        "--preset",
-        choices=presets or None,
-        default=None,
-        help=f"configs/train/NAME.yaml: {', '.join(presets) or 'none'} (default: none, built-in defaults)",
-    )
-    p.add_argument("--config", default=None, help="YAML file of config keys (over the preset)")
     p.add_argument("--restart", action="store_true", help="delete an earlier run in --out and start over")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. batch_size=2048")
+    add_config_arguments(p, "train")
     p.set_defaults(func=_run_train)
 
 

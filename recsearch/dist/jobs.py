@@ -157,15 +157,24 @@ class JobPool:
         done, failed = list(skipped), {}
         start = time.perf_counter()
         bar = tqdm(
-            total=len(jobs), initial=len(skipped), desc=desc, unit="job", disable=not launch.progress
+            total=len(jobs),
+            initial=len(skipped),
+            desc=desc,
+            unit="job",
+            disable=not launch.progress,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,  # logs: a line now and then, not a stream
         )
+        shown = ""
         try:
             while pending or running:
                 while pending and len(running) < parallel:
                     job = pending.pop(0)
                     attempts[job.name] += 1
                     running[runner.run(job.app(threads), launch.scheduler, cfg=self.cfg, workspace=None)] = job
-                bar.set_postfix(running=",".join(j.name for j in running.values()) or "-")
+                names = ",".join(j.name for j in running.values()) or "-"
+                if names != shown:
+                    bar.set_postfix(running=names)
+                    shown = names
                 time.sleep(0.5)
                 for handle, job in list(running.items()):
                     status = runner.status(handle)

@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from recsearch.search.registry import SearchMethod, get_method, list_methods, resolve
-from recsearch.utils.config import config_help
+from recsearch.utils.config import add_config_arguments, config_help
 
 CONTRACT = """\
 Every method writes DIR/arch.json (train it with `recsearch train --arch DIR/arch.json`),
@@ -42,7 +42,6 @@ def add_method_stages(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_method(methods: argparse._SubParsersAction, m: SearchMethod) -> None:
-    presets = m.presets
     p = methods.add_parser(
         m.name,
         help=m.summary,
@@ -56,14 +55,8 @@ def _add_method(methods: argparse._SubParsersAction, m: SearchMethod) -> None:
     )
     p.add_argument("--val-day", type=int, required=True, help="held-out day for architecture decisions")
     p.add_argument("--out", required=True, help="search directory (arch.json, search.json, report.md)")
-    p.add_argument(
-        "--preset",
-        choices=presets or None,
-        default=None,
-        help=f"configs/search/{m.name}/NAME.yaml: {', '.join(presets) or 'none'} (default: built-ins)",
-    )
-    p.add_argument("--config", default=None, help="YAML file of config keys (over the preset)")
     p.add_argument("--restart", action="store_true", help="delete DIR's earlier search and start over")
+    add_config_arguments(p, m.preset_kind)
     jobs = p.add_argument_group("jobs (for methods that fan out work through torchx)")
     jobs.add_argument("--scheduler", default="local_cwd", help="torchx scheduler (default local_cwd)")
     jobs.add_argument(
@@ -86,7 +79,6 @@ def _add_method(methods: argparse._SubParsersAction, m: SearchMethod) -> None:
             p.add_argument(flag.flag, dest=f"flag_{flag.key}", action="store_true", help=flag.help)
         else:
             p.add_argument(flag.flag, dest=f"flag_{flag.key}", metavar=flag.key.upper(), help=flag.help)
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=_run_method, method_name=m.name)
 
 

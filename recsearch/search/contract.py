@@ -36,7 +36,7 @@ from recsearch.data.shards import ShardInfo
 from recsearch.dist.jobs import JobPool, LaunchOptions
 from recsearch.search.registry import get_method
 from recsearch.train.config import BaseConfig
-from recsearch.utils.config import flatten
+from recsearch.utils.config import differing_keys
 from recsearch.utils.fileio import read_json, write_json
 
 SEARCH_SCHEMA_VERSION = 1
@@ -158,10 +158,8 @@ def _same_request(out: str, request: dict[str, Any], restart: bool) -> None:
     except ValueError:
         raise ValueError(f"{path} is damaged; rerun with --restart to start the search over") from None
     old.pop("preset", None)  # a preset is a way of writing the config, which is compared
-    old_flat, new_flat = flatten(old), flatten(request)
-    changed = sorted(k for k in set(old_flat) | set(new_flat) if old_flat.get(k) != new_flat.get(k))
-    if changed:
-        shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+    shown = differing_keys(old, request)
+    if shown:
         raise ValueError(
             f"{out} holds another search (differs in: {shown}); use a new --out, rerun with the "
             "same settings to resume, or add --restart to start over"

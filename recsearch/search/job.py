@@ -25,27 +25,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     try:
-        from recsearch.search.contract import REQUEST, SearchData, check_request
-        from recsearch.search.registry import get_method
-        from recsearch.utils.config import build_config
-        from recsearch.utils.fileio import read_json
-
-        try:
-            request = read_json(f"{a.search_dir}/{REQUEST}")
-        except FileNotFoundError:
-            raise ValueError(
-                f"{a.search_dir}/{REQUEST} not found: a search job runs inside a directory that "
-                "`recsearch search <method>` prepared"
-            ) from None
-        method = get_method(request["method"])
-        config: Any = build_config(method.config, request["config"])
-        info = check_request(request["data"], request["train_days"], request["val_day"])
-        data = SearchData(request["data"], request["train_days"], request["val_day"], info)
+        method, config, data = _load_request(a.search_dir)
         method.run_job(config, data, a.search_dir, a.job, not a.no_progress)
-    except (ValueError, FileNotFoundError, KeyError) as e:
+    except (ValueError, FileNotFoundError) as e:
         print(f"search job {a.job}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _load_request(search_dir: str) -> tuple[Any, Any, Any]:
+    """The method, its config and the data of the search prepared in ``search_dir``."""
+    from recsearch.search.contract import REQUEST, SearchData, check_request
+    from recsearch.search.registry import get_method
+    from recsearch.utils.config import build_config
+    from recsearch.utils.fileio import read_json
+
+    path = f"{search_dir}/{REQUEST}"
+    try:
+        request = read_json(path)
+        method = get_method(request["method"])
+        config: Any = build_config(method.config, request["config"])
+        train_days, val_day = request["train_days"], request["val_day"]
+    except FileNotFoundError:
+        raise ValueError(
+            f"{path} not found: a search job runs inside a directory that `recsearch search <method>` "
+            "prepared"
+        ) from None
+    except (KeyError, TypeError):
+        raise ValueError(f"{path} is damaged; rerun `recsearch search` with --restart") from None
+    info = check_request(request["data"], train_days, val_day)
+    return method, config, SearchData(request["data"], train_days, val_day, info)
 
 
 if __name__ == "__main__":

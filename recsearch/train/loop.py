@@ -35,7 +35,7 @@ from recsearch.dist.sharding import shard_model
 from recsearch.train.checkpoint import checkpoint_meta, load_checkpoint, save_checkpoint
 from recsearch.train.config import BaseConfig
 from recsearch.train.metrics import CTRMetrics
-from recsearch.utils.config import flatten
+from recsearch.utils.config import differing_keys
 from recsearch.utils.faults import fault_point
 
 BEST = "best"
@@ -214,11 +214,9 @@ class TrainLoop:
         previous = checkpoint_meta(self.run_dir)
         if previous is None:
             return 0, {}
-        old = flatten({k: v for k, v in previous.items() if k not in ("step", "loop", "hooks")})
-        new = flatten(self.meta)
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if changed:
-            shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+        old = {k: v for k, v in previous.items() if k not in ("step", "loop", "hooks")}
+        shown = differing_keys(old, self.meta)
+        if shown:
             raise ValueError(
                 f"{self.run_dir} holds a checkpoint of another run (differs in: {shown}); "
                 "use a new output directory, or --restart to start over"

@@ -268,6 +268,31 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The flattened keys whose values differ, as a short list for an error ("" if none).
+
+    Example:
+        >>> differing_keys({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": 4})
+        'b.c, d'
+    """
+    a, b = flatten(old), flatten(new)
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+
+
+def add_config_arguments(parser: Any, kind: str) -> None:
+    """``--preset`` (of ``configs/KIND/``), ``--config FILE.yaml`` and ``key=value`` overrides."""
+    presets = list_presets(kind)
+    parser.add_argument(
+        "--preset",
+        choices=presets or None,
+        default=None,
+        help=f"configs/{kind}/NAME.yaml: {', '.join(presets) or 'none'} (default: none, built-in defaults)",
+    )
+    parser.add_argument("--config", default=None, help="YAML file of config keys (over the preset)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. seed=1")
+
+
 def _type_name(annotation: Any) -> str:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (list, tuple):
