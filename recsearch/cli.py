@@ -313,8 +313,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _run_eval(a: argparse.Namespace) -> None:
     from recsearch.train.evaluate import evaluate_run
-    from recsearch.utils.fileio import write_json
+    from recsearch.utils.fileio import check_out_file, write_json
 
+    check_out_file(a.out or f"{a.run}/eval_day_{a.day}.json")
     r = evaluate_run(a.run, a.data, a.day, a.batch_size)
     write_json(a.out or f"{a.run}/eval_day_{a.day}.json", r)
     print(
@@ -342,10 +343,19 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
 
 def _run_profile(a: argparse.Namespace) -> None:
     from recsearch.profile.latency import profile_model
-    from recsearch.utils.fileio import write_json
+    from recsearch.utils.fileio import check_out_file, write_json
 
+    if a.out:
+        check_out_file(a.out)
     spec = _spec(a)
-    sizes = tuple(int(x) for x in a.batch_sizes.split(","))
+    try:
+        sizes = tuple(int(x) for x in a.batch_sizes.split(","))
+    except ValueError:
+        raise ValueError(
+            f"--batch-sizes {a.batch_sizes!r}: give positive integers such as 1,64,512"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--batch-sizes {a.batch_sizes!r}: give positive integers such as 1,64,512")
     r = profile_model(spec, a.data, a.day, sizes)
     print(
         f"{r['model']}: {r['flops']:,.0f} FLOPs/example (lookups excluded), {r['lookup_bytes']:,.0f} lookup "
@@ -422,6 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -430,8 +444,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as e:  # user errors (RawFormatError, ArchError are ValueErrors)
-        print(f"recsearch {args.stage}: error: {e}", file=sys.stderr)
+    except ValueError as e:  # user errors (RawFormatError, ArchError and config errors are ValueErrors)
+        print(f"recsearch {args.stage}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path that is missing, unreadable, full, ...: say which, no traceback
+        where = f": {e.filename}" if e.filename else ""
+        print(f"recsearch {args.stage}: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"recsearch {args.stage}: interrupted; rerun the same command to resume", file=sys.stderr)

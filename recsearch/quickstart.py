@@ -17,7 +17,7 @@ from recsearch.data.criteo import format_days
 from recsearch.data.preprocess import PreprocessOptions, default_vocab_days, preprocess
 from recsearch.data.synth_days import synth
 from recsearch.train.metrics import binary_entropy
-from recsearch.utils.fileio import write_json
+from recsearch.utils.fileio import check_out_dir, write_json
 
 BASELINES = ("dlrm", "dcn_v2")
 
@@ -55,6 +55,7 @@ def quickstart(o: QuickstartOptions) -> dict[str, Any]:
         method.config, None, [*o.overrides, f"seed={o.seed}"], o.search_preset, method.preset_kind
     )
     w = o.out
+    check_out_dir(w)
     raw, shards = f"{w}/raw", f"{w}/shards"
     train_days, val_day, eval_day = o.days[:-2], o.days[-2], o.days[-1]
     steps = 7

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +79,61 @@ def test_missing_day_and_bad_rank_are_clear_errors(shards: Path) -> None:
         ShardBatches(str(shards), [0], 64, rank=2, world_size=2)
 
 
-def test_inconsistent_shard_is_detected(shards: Path, tmp_path: Path) -> None:
-    import shutil
-
+def _copy(shards: Path, tmp_path: Path) -> Path:
     bad = tmp_path / "bad"
     shutil.copytree(shards, bad)
-    np.save(bad / "day_1_labels.npy", np.zeros((5, 1), np.int32))
-    with pytest.raises(ValueError, match="day 1 shards disagree on the row count"):
+    return bad
+
+
+def _edit_manifest(root: Path, edit) -> None:
+    m = json.loads((root / "manifest.json").read_text())
+    edit(m)
+    (root / "manifest.json").write_text(json.dumps(m))
+
+
+def test_damaged_shards_are_named_not_trained_on(shards: Path, tmp_path: Path) -> None:
+    bad = _copy(shards, tmp_path)
+    labels = np.load(bad / "day_1_labels.npy")
+    labels[7] = 1 - labels[7]  # one flipped label: same size and shape, other bytes
+    np.save(bad / "day_1_labels.npy", labels)
+    with pytest.raises(ValueError, match=r"day_1_labels.npy does not match its checksum"):
+        ShardBatches(str(bad), [0, 1], 64)
+    ShardBatches(str(bad), [0], 64)  # the other days are fine
+
+
+def test_shapes_dtypes_and_ids_are_checked_without_checksums(shards: Path, tmp_path: Path) -> None:
+    bad = _copy(shards, tmp_path)
+    _edit_manifest(bad, lambda m: [d.pop("files") for d in m["days"].values()])  # an older manifest
+    np.save(bad / "day_1_dense.npy", np.load(bad / "day_1_dense.npy").astype(np.float64))
+    with pytest.raises(ValueError, match=r"day_1_dense.npy holds float64 \(6000, 13\), expected float32"):
         ShardBatches(str(bad), [1], 64)
+    shutil.copy(shards / "day_1_dense.npy", bad / "day_1_dense.npy")
+    np.save(bad / "day_1_labels.npy", np.zeros((5, 1), np.int32))
+    with pytest.raises(
+        ValueError, match=r"day_1_labels.npy holds int32 \(5, 1\), expected int32 \(6000, 1\)"
+    ):
+        ShardBatches(str(bad), [1], 64)
+    # ids beyond a table: an error naming the feature, not an out-of-range lookup
+    _edit_manifest(bad, lambda m: m["num_embeddings"].__setitem__(0, 3))
+    with pytest.raises(ValueError, match=r"day 0: feature cat_0 has id \d+, outside its table of 3 rows"):
+        list(ShardBatches(str(bad), [0], 512))
+
+
+def test_each_file_is_hashed_once(shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recsearch.data import shards as shard_module
+
+    root = _copy(shards, tmp_path)
+    (root / ".verified.json").unlink(missing_ok=True)  # copied along with the shards
+    hashed: list[str] = []
+    real = shard_module.file_sha256
+    monkeypatch.setattr(shard_module, "file_sha256", lambda p: hashed.append(p) or real(p))
+    ShardBatches(str(root), [0], 64)
+    ShardBatches(str(root), [0], 64)
+    assert len(hashed) == 3  # dense, sparse, labels of day 0, once in this process
+    monkeypatch.setattr(shard_module, "_verified_here", set())  # as a new process would start
+    ShardBatches(str(root), [0], 64)
+    assert len(hashed) == 3  # the .verified.json record of (size, mtime) spares the work
+    (root / "day_0_dense.npy").touch()  # modified since: verified again
+    monkeypatch.setattr(shard_module, "_verified_here", set())
+    ShardBatches(str(root), [0], 64)
+    assert hashed[3:] == [f"{root}/day_0_dense.npy"]

@@ -17,7 +17,9 @@ from tests.test_rawio import line
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every output file's bytes (not the loader's cache of verified files)."""
+    files = [p for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".verified.json"]
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 
 def reference_parse(path: Path) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:

@@ -98,22 +98,41 @@ class ShardBatches(IterableDataset[Batch]):
         self._sizes = batch_plan(int(self._rows.sum()), batch_size, world_size, drop_last)
 
     def _open(self, day: int) -> _DayArrays:
-        def load(kind: str) -> np.ndarray:
+        self.info.verify_day(day)  # checksums, once per file
+        rows = self.info.days[day]
+
+        def load(kind: str, dtype: type, width: int, length: int | None = rows) -> np.ndarray:
             path = self.info.paths(day, kind)
             if not g_pathmgr.exists(path):
                 raise ValueError(f"{path} is missing; re-run preprocessing into {self.info.root}")
-            return np.load(g_pathmgr.get_local_path(path), mmap_mode="r")
+            try:
+                a = np.load(g_pathmgr.get_local_path(path), mmap_mode="r")
+            except (ValueError, OSError) as e:
+                raise ValueError(f"{path} is not a readable .npy file ({e}); re-run preprocessing") from None
+            if a.dtype != dtype or a.ndim != 2 or a.shape[1] != width or length not in (None, a.shape[0]):
+                raise ValueError(
+                    f"{path} holds {a.dtype} {a.shape}, expected {np.dtype(dtype)} "
+                    f"({'N' if length is None else length}, {width}); re-run preprocessing"
+                )
+            return a
 
+        f = self.info
+        limits = np.array(f.num_embeddings, dtype=np.int64)
         arrays = _DayArrays(
-            load("dense"),
-            load("sparse"),
-            load("labels"),
+            load("dense", np.float32, len(f.dense_names)),
+            load("sparse", np.int32, len(f.sparse_names)),
+            load("labels", np.int32, 1),
             [
-                (load(jagged_kind(n, "values")).reshape(-1), load(jagged_kind(n, "lengths")).reshape(-1))
-                for n in self.info.jagged_names
+                (
+                    load(jagged_kind(n, "values"), np.int32, 1, None).reshape(-1),
+                    load(jagged_kind(n, "lengths"), np.int32, 1).reshape(-1),
+                )
+                for n in f.jagged_names
             ],
+            limits=limits,
+            where=f"{f.root}: day {day}",
+            names=self.keys,
         )
-        rows = self.info.days[day]
         sizes = {len(arrays.dense), len(arrays.sparse), len(arrays.labels), rows}
         sizes.update(len(j[1]) for j in arrays.jagged)
         if len(sizes) != 1:
@@ -191,16 +210,42 @@ class _DayArrays:
         sparse: np.ndarray,
         labels: np.ndarray,
         jagged: list[tuple[np.ndarray, np.ndarray]],
+        limits: np.ndarray,
+        where: str,
+        names: list[str],
     ) -> None:
         self.dense, self.sparse, self.labels = dense, sparse, labels
         self.jagged = [(v, ln, np.concatenate([[0], np.cumsum(ln, dtype=np.int64)])) for v, ln in jagged]
+        self.limits, self.where, self.names = limits, where, names
 
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
         out = [self.dense[rows], self.sparse[rows], self.labels[rows]]
-        for values, lengths, offsets in self.jagged:
+        self._check_ids(out[1], 0)
+        if out[2].size and (out[2].min() < 0 or out[2].max() > 1):
+            raise ValueError(
+                f"{self.where}: labels other than 0/1; the shards are damaged, re-run preprocessing"
+            )
+        for j, (values, lengths, offsets) in enumerate(self.jagged):
             ln = np.asarray(lengths[rows], dtype=np.int32)
             starts = offsets[rows]
             # index of every id of the selected rows: start of its row + position within the row
             idx = np.repeat(starts - np.cumsum(ln) + ln, ln) + np.arange(int(ln.sum()))
-            out += [np.asarray(values[idx], dtype=np.int32), ln]
+            ids = np.asarray(values[idx], dtype=np.int32)
+            self._check_ids(ids.reshape(-1, 1), self.sparse.shape[1] + j)
+            out += [ids, ln]
         return tuple(out)
+
+    def _check_ids(self, ids: np.ndarray, first: int) -> None:
+        """Every id inside its table (a cheap check per batch: an id out of range would
+        otherwise be an out-of-bounds lookup in the embedding kernel)."""
+        if not ids.size:
+            return
+        limits = self.limits[first : first + ids.shape[1]]
+        bad = (ids < 0) | (ids >= limits)
+        if bad.any():
+            col = int(np.flatnonzero(bad.any(axis=0))[0])
+            value = int(ids[:, col][bad[:, col]][0])
+            raise ValueError(
+                f"{self.where}: feature {self.names[first + col]} has id {value}, outside its table of "
+                f"{int(limits[col])} rows (manifest.json); shards and manifest disagree, re-run preprocessing"
+            )

@@ -46,6 +46,7 @@ from recsearch.data.vocab import FieldCounter, FieldVocab, IdMap, value_counts_m
 from recsearch.utils.faults import fault_point
 from recsearch.utils.fileio import (
     NpyStreamWriter,
+    check_out_dir,
     commit,
     iter_npy_rows,
     read_json,
@@ -185,6 +186,11 @@ def _parse_day(
             skipped += block.skipped
             _report(block.raw_pos - last, len(block.labels))
             last = block.raw_pos
+        if rows == 0:
+            raise RawFormatError(
+                f"{path}: no rows left ({skipped:,} line(s) skipped as malformed); a day needs rows: "
+                "fix or replace the file"
+            )
     except BaseException:
         for w in writers.values():
             w.abort()
@@ -198,8 +204,33 @@ def _parse_day(
             parts.append(np.stack([np.full(len(keys), i, np.int64), keys, freq], axis=1))
         save_npy(f"{out}/counts/day_{day}.npy", np.concatenate(parts))
         write_json(f"{out}/counts/day_{day}.json", {"key": count_key, "rows": rows, "skipped_lines": skipped})
-    write_json(f"{out}/parsed/day_{day}.json", {"key": key, "rows": rows, "skipped_lines": skipped})
+    sizes = {kind: _size(_parsed_path(out, day, kind)) for kind in ("dense", "labels")}
+    record = {"key": key, "rows": rows, "skipped_lines": skipped, "bytes": sizes}
+    write_json(f"{out}/parsed/day_{day}.json", record)
     fault_point("day-parsed")
+
+
+def _size(path: str) -> int:
+    return os.stat(g_pathmgr.get_local_path(path)).st_size
+
+
+def _parsed_usable(out: str, day: int) -> bool:
+    """Whether a parsed day can still be finished: each of its dense/labels files is either
+    still in ``parsed/`` or was already moved to its final name by a run that was killed
+    before the day's completion record (same size as recorded)."""
+    try:
+        sizes = read_json(f"{out}/parsed/day_{day}.json").get("bytes", {})
+    except (FileNotFoundError, ValueError):
+        return False
+    for kind in ("dense", "labels"):
+        final = shard_path(out, day, kind)
+        if g_pathmgr.exists(_parsed_path(out, day, kind)):
+            continue
+        if not (g_pathmgr.exists(final) and _size(final) == sizes.get(kind)):
+            return False
+    return g_pathmgr.exists(_parsed_path(out, day, "values")) and g_pathmgr.exists(
+        _parsed_path(out, day, "missing")
+    )
 
 
 _maps_cache: dict[str, list[IdMap]] = {}
@@ -232,8 +263,9 @@ def _finish_day(out: str, day: int, key: str, vocab_key: str, source: str, raw_b
                 ids[:, i] = m.lookup(cols[i], (mbits >> np.uint32(i)) & np.uint32(1) == 1)
             sparse.append(ids)
             _report(raw_bytes * len(ids) // max(rows, 1), len(ids))
-    for kind in ("dense", "labels"):
-        commit(_parsed_path(out, day, kind), shard_path(out, day, kind))
+    for kind in ("dense", "labels"):  # idempotent: a killed run may have moved some already
+        if g_pathmgr.exists(_parsed_path(out, day, kind)):
+            commit(_parsed_path(out, day, kind), shard_path(out, day, kind))
     fault_point("shards-committed")
     write_day_record(
         out,
@@ -331,6 +363,7 @@ def _run_parallel(
 def preprocess(input_dir: str, output_dir: str, options: PreprocessOptions) -> dict[str, Any]:
     """Convert raw days into shards under ``output_dir``; returns the manifest."""
     files = find_day_files(input_dir, options.days)
+    check_out_dir(output_dir)
     out = output_dir.rstrip("/")
     for sub in ("", "/counts", "/vocab", "/parsed"):
         g_pathmgr.mkdirs(out + sub)
@@ -354,7 +387,10 @@ def preprocess(input_dir: str, output_dir: str, options: PreprocessOptions) -> d
         d
         for d in options.days
         if (d in count_keys and not _done(out, f"counts/day_{d}", count_keys[d]))
-        or (d not in complete and not _done(out, f"parsed/day_{d}", parse_keys[d]))
+        or (
+            d not in complete
+            and not (_done(out, f"parsed/day_{d}", parse_keys[d]) and _parsed_usable(out, d))
+        )
     ]
     _run_parallel(
         _parse_day,

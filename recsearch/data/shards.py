@@ -6,6 +6,7 @@ layout, so every consumer (loader, trainer, searches) reads one format.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from recsearch.utils.fileio import NpyStreamWriter, file_sha256, read_json, writ
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+VERIFIED = ".verified.json"  # files already checked: name -> [size, mtime_ns, sha256]
+_verified_here: set[tuple[str, int, int]] = set()  # (path, size, mtime_ns) checked in this process
 
 
 def jagged_kind(name: str, part: str) -> str:
@@ -129,20 +132,27 @@ class ShardInfo:
                 "into it first, or let an interrupted run finish"
             )
         m = read_json(path)
-        if m.get("format_version") != FORMAT_VERSION:
+        if not isinstance(m, dict) or m.get("format_version") != FORMAT_VERSION:
+            version = m.get("format_version") if isinstance(m, dict) else None
             raise ValueError(
-                f"{path}: shard format version {m.get('format_version')} is not supported "
+                f"{path}: shard format version {version} is not supported "
                 f"(this recsearch reads version {FORMAT_VERSION}); re-run preprocessing"
             )
-        return ShardInfo(
-            root=root,
-            days={int(d): int(r["rows"]) for d, r in m["days"].items()},
-            dense_names=list(m["dense_names"]),
-            sparse_names=list(m["sparse_names"]),
-            jagged_names=list(m.get("multi_valued_names", [])),
-            num_embeddings=[int(n) for n in m["num_embeddings"]],
-            manifest=m,
-        )
+        try:
+            info = ShardInfo(
+                root=root,
+                days={int(d): int(r["rows"]) for d, r in m["days"].items()},
+                dense_names=list(m["dense_names"]),
+                sparse_names=list(m["sparse_names"]),
+                jagged_names=list(m.get("multi_valued_names", [])),
+                num_embeddings=[int(n) for n in m["num_embeddings"]],
+                manifest=m,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ValueError(f"{path} is damaged (keys missing or malformed); re-run preprocessing") from None
+        if len(info.num_embeddings) != len(info.sparse_names) + len(info.jagged_names):
+            raise ValueError(f"{path} is damaged: num_embeddings does not match the sparse features")
+        return info
 
     def check_days(self, days: list[int]) -> None:
         missing = [d for d in days if d not in self.days]
@@ -153,6 +163,49 @@ class ShardInfo:
 
     def paths(self, day: int, kind: str) -> str:
         return shard_path(self.root, day, kind)
+
+    def verify_day(self, day: int) -> None:
+        """Check the day's files against the checksums in the manifest, each file once (a later
+        process skips a file whose size and modification time are those it was verified at)."""
+        files = self.manifest["days"][str(day)].get("files") or {}
+        cache: dict[str, Any] | None = None
+        for name, digest in files.items():
+            path = f"{self.root.rstrip('/')}/{name}"
+            local = g_pathmgr.get_local_path(path)
+            try:
+                st = os.stat(local)
+            except FileNotFoundError:
+                raise ValueError(f"{path} is missing; re-run preprocessing into {self.root}") from None
+            key = (os.path.realpath(local), st.st_size, st.st_mtime_ns)
+            if key in _verified_here:
+                continue
+            if cache is None:
+                cache = _read_verified(self.root)
+            if cache.get(name) != [st.st_size, st.st_mtime_ns, digest]:
+                if file_sha256(path) != digest:
+                    raise ValueError(
+                        f"{path} does not match its checksum in {self.root}/{MANIFEST}: it was damaged or "
+                        "changed after preprocessing; re-run the same preprocess command (it redoes "
+                        "damaged days)"
+                    )
+                cache[name] = [st.st_size, st.st_mtime_ns, digest]
+                _write_verified(self.root, cache)
+            _verified_here.add(key)
+
+
+def _read_verified(root: str) -> dict[str, Any]:
+    try:
+        cache = read_json(f"{root.rstrip('/')}/{VERIFIED}")
+    except (FileNotFoundError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _write_verified(root: str, cache: dict[str, Any]) -> None:
+    try:  # read-only shard storage: every process verifies for itself
+        write_json(f"{root.rstrip('/')}/{VERIFIED}", cache)
+    except OSError:
+        pass
 
 
 def write_manifest(root: str, manifest: dict[str, Any]) -> None:

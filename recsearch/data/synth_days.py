@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from recsearch.data.criteo import MISSING_VALUE, NUM_DENSE, NUM_SPARSE, hex_encode
 from recsearch.data.synth import _INT_MISSING, PRESETS, Teacher, make_teacher
-from recsearch.utils.fileio import NpyStreamWriter, atomic_open, read_json, write_json
+from recsearch.utils.fileio import NpyStreamWriter, atomic_open, check_out_dir, read_json, write_json
 
 _CHUNK_ROWS = 100_000
 _WRITE_OPTS = dict(include_header=False, delimiter="\t", quoting_style="none")
@@ -102,8 +102,7 @@ def synth(
     rows = rows_per_day if rows_per_day is not None else PRESETS[preset].rows_per_day
     if rows < 1:
         raise ValueError("--rows-per-day must be >= 1")
-    if g_pathmgr.exists(output) and not g_pathmgr.isdir(output):
-        raise ValueError(f"--out {output} is an existing file; name a directory")
+    check_out_dir(output)
     known = _days_of_same_teacher(output, teacher, preset, seed)
     g_pathmgr.mkdirs(f"{output}/truth")
     write_json(f"{output}/truth/teacher.json", teacher.to_json())

@@ -22,13 +22,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import yaml
 from iopath.common.file_io import g_pathmgr
 
 from recsearch.data.criteo import FIRST_VALUE_ID, MISSING_ID, MISSING_VALUE, OOV_ID, format_days, parse_days
 from recsearch.data.shards import DayShardWriter, write_manifest
 from recsearch.data.vocab import FieldVocab, IdMap, value_counts
-from recsearch.utils.fileio import write_json
+from recsearch.utils.fileio import check_out_dir, write_json
 
 _OPS = {
     ">": operator.gt,
@@ -70,8 +69,9 @@ class TableSchema:
 
     @staticmethod
     def load(path: str) -> TableSchema:
-        with g_pathmgr.open(path, "r") as f:
-            raw = yaml.safe_load(f)
+        from recsearch.utils.config import read_yaml
+
+        raw = read_yaml(path)
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: a schema is a YAML mapping")
         allowed = {
@@ -189,6 +189,11 @@ def _day_of_rows(schema: TableSchema, table: pa.Table) -> tuple[np.ndarray, np.n
         order = np.argsort(ts, kind="stable")
     else:
         order = np.arange(n)
+    if n < schema.num_days:
+        raise ValueError(
+            f"the table has {n} row(s), fewer than days: {schema.num_days}; every day needs rows "
+            "(lower 'days' in the schema)"
+        )
     day = (np.arange(n) * schema.num_days) // max(n, 1)
     return order, day
 
@@ -224,6 +229,7 @@ def _tokens(mv: MultiValued, table: pa.Table) -> tuple[np.ndarray, np.ndarray, l
 
 def convert_table(schema_path: str, output: str, data_root: str | None = None) -> dict[str, Any]:
     """Convert a table described by a YAML schema into per-day shards."""
+    check_out_dir(output)
     schema = TableSchema.load(schema_path)
     root = data_root if data_root is not None else os.path.dirname(os.path.abspath(schema_path))
     table = _load_joined(schema, root)

@@ -73,7 +73,11 @@ def export_program(serving: ServingModel, example: tuple[torch.Tensor, ...], pat
 def export_run(run: str, out: str, format: str = "torchscript") -> dict[str, Any]:
     """Export a trained run's model for serving (``torchscript`` or ``export``); returns its spec."""
     from recsearch.train.checkpoint import load_trained_model
+    from recsearch.utils.fileio import check_out_file
 
+    if format not in ("torchscript", "export"):
+        raise ValueError(f"unknown export format {format!r}; choose torchscript or export")
+    check_out_file(out)
     model, meta = load_trained_model(run)
     serving = serving_model(model, meta)
     if format == "torchscript":

@@ -59,6 +59,28 @@ def _check_keys(where: str, d: Any, allowed: set[str], required: set[str] = froz
         raise ArchError(f"{where}: missing key(s) {missing}")
 
 
+def _positive_int(where: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ArchError(f"{where} must be a positive integer, got {value!r}")
+
+
+def _refs(where: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise ArchError(f"{where} must be a list of block names, got {value!r}")
+    return value
+
+
+def _check_args(where: str, args: Any) -> None:
+    """Op arguments: flags are booleans; every number (or list of numbers) is a size or count."""
+    if not isinstance(args, dict):
+        raise ArchError(f"{where}.args must be a JSON object, got {args!r}")
+    for key, value in args.items():
+        if isinstance(value, bool) or value is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            _positive_int(f"{where}.args.{key}", item)
+
+
 def validate(spec: dict[str, Any]) -> dict[str, Any]:
     """Check a spec's version, keys, op names and references; returns a normalized copy."""
     _check_keys("arch", spec, _TOP_KEYS, {"schema_version", "blocks", "head"})
@@ -72,8 +94,16 @@ def validate(spec: dict[str, Any]) -> dict[str, Any]:
     spec.setdefault("name", "model")
     spec.setdefault("embedding", {"dim": 16})
     _check_keys("arch.embedding", spec["embedding"], _EMB_KEYS, {"dim"})
+    _positive_int("arch.embedding.dim", spec["embedding"]["dim"])
+    dims = spec["embedding"].get("dims", {})
+    if not isinstance(dims, dict):
+        raise ArchError(f"arch.embedding.dims must map feature names to dims, got {dims!r}")
+    for feature, dim in dims.items():
+        _positive_int(f"arch.embedding.dims.{feature}", dim)
     for t in spec.get("tables", []):
         _check_keys("arch.tables[]", t, _TABLE_KEYS, _TABLE_KEYS)
+        _positive_int(f"arch.tables[{t['feature']}].num_embeddings", t["num_embeddings"])
+        _positive_int(f"arch.tables[{t['feature']}].dim", t["dim"])
     defined: dict[str, str] = {INPUT_DENSE: "dense", INPUT_SPARSE: "sparse"}
     if not isinstance(spec["blocks"], list):
         raise ArchError("arch.blocks must be a list")
@@ -90,7 +120,13 @@ def validate(spec: dict[str, Any]) -> dict[str, Any]:
         block.setdefault("dense", [])
         block.setdefault("sparse", [])
         block.setdefault("args", {})
-        for ref in block["dense"] + block["sparse"]:
+        for key in ("dense_out", "fields_out", "dim_out"):
+            if key in block:
+                _positive_int(f"{where} ({name}).{key}", block[key])
+        _check_args(f"{where} ({name})", block["args"])
+        for ref in _refs(f"{where} ({name}).dense", block["dense"]) + _refs(
+            f"{where} ({name}).sparse", block["sparse"]
+        ):
             if ref not in defined:
                 raise ArchError(
                     f"{where} ({name}): reference {ref!r} is not defined before this block "
@@ -105,7 +141,13 @@ def validate(spec: dict[str, Any]) -> dict[str, Any]:
     _check_keys("arch.head", head, _HEAD_KEYS, {"inputs"})
     head.setdefault("hidden", [])
     head.setdefault("linear_inputs", [])
-    for ref in head["inputs"] + head["linear_inputs"]:
+    if not isinstance(head["hidden"], list):
+        raise ArchError(f"arch.head.hidden must be a list of layer widths, got {head['hidden']!r}")
+    for width in head["hidden"]:
+        _positive_int("arch.head.hidden[]", width)
+    for ref in _refs("arch.head.inputs", head["inputs"]) + _refs(
+        "arch.head.linear_inputs", head["linear_inputs"]
+    ):
         if ref not in defined:
             raise ArchError(f"arch.head: reference {ref!r} is not defined (defined: {', '.join(defined)})")
     if not head["inputs"]:

@@ -37,7 +37,7 @@ from recsearch.dist.jobs import JobPool, LaunchOptions
 from recsearch.search.registry import get_method
 from recsearch.train.config import BaseConfig
 from recsearch.utils.config import differing_keys
-from recsearch.utils.fileio import read_json, write_json
+from recsearch.utils.fileio import check_out_dir, read_json, write_json
 
 SEARCH_SCHEMA_VERSION = 1
 REQUEST = "request.json"
@@ -118,18 +118,6 @@ class SearchResult:
     dryrun: bool = False
 
 
-def _check_out_dir(out: str) -> None:
-    if g_pathmgr.exists(out) and not g_pathmgr.isdir(out):
-        raise ValueError(f"--out {out} is an existing file; name a directory")
-    try:
-        g_pathmgr.mkdirs(out)
-    except OSError as e:
-        raise ValueError(f"--out {out}: cannot create the directory ({e.strerror or e})") from None
-    local = g_pathmgr.get_local_path(out)
-    if os.path.isdir(local) and not os.access(local, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out} is not writable; choose another directory")
-
-
 def check_request(data: str, train_days: list[int], val_day: int) -> ShardInfo:
     """The shard directory's info, after checking the days of a search."""
     if not train_days:
@@ -182,7 +170,7 @@ def run_search(
     if not isinstance(config, m.config):
         raise TypeError(f"{method} takes a {m.config.__name__}, got {type(config).__name__}")
     info = check_request(data, train_days, val_day)
-    _check_out_dir(out)
+    check_out_dir(out)
     launch = launch or LaunchOptions()
     request = {
         "method": method,

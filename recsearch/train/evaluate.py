@@ -9,7 +9,7 @@ import torch
 from recsearch.data.loader import ShardBatches
 from recsearch.data.shards import ShardInfo
 from recsearch.train.checkpoint import load_trained_model
-from recsearch.train.metrics import CTRMetrics
+from recsearch.train.loop import evaluate
 
 
 @torch.no_grad()
@@ -21,7 +21,5 @@ def evaluate_run(run_dir: str, data: str, day: int, batch_size: int = 16384) -> 
     expected = [(t["feature"], t["num_embeddings"]) for t in model.spec["tables"]]
     if expected != list(zip(names, info.num_embeddings, strict=True)):
         raise ValueError(f"{data} has other features or table sizes than the data {run_dir} was trained on")
-    metrics = CTRMetrics()
-    for b in ShardBatches(data, [day], batch_size, shuffle=False):
-        metrics.update(model(b.dense_features, b.sparse_features), b.labels)
-    return {**metrics.compute(), "day": day, "rows": info.days[day], "run": run_dir}
+    metrics = evaluate(model, ShardBatches(data, [day], batch_size, shuffle=False), what=f"day {day}")
+    return {**metrics, "day": day, "rows": info.days[day], "run": run_dir}

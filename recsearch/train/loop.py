@@ -86,16 +86,25 @@ class LoopResult:
     stopped_early: bool = False
 
 
-def evaluate(model: nn.Module, batches: Iterable[Batch], env: DistEnv) -> dict[str, float]:
-    """AUC, logloss and NE of ``model`` over ``batches`` (eval mode, no gradients)."""
+def evaluate(
+    model: nn.Module, batches: Iterable[Batch], env: DistEnv | None = None, what: str = "the evaluation data"
+) -> dict[str, float]:
+    """AUC, logloss and NE of ``model`` over ``batches`` (eval mode, no gradients); ``env``
+    None: one process on the CPU."""
+    device = env.device if env is not None else torch.device("cpu")
     metrics = CTRMetrics()
     was_training = model.training
     model.eval()
+    rows = 0
     with torch.no_grad():
         for b in batches:
-            b = b.to(env.device)
+            b = b.to(device)
             metrics.update(model(b.dense_features, b.sparse_features), b.labels)
+            rows += len(b.labels)
     model.train(was_training)
+    if rows == 0:
+        ranks = f" (on this rank of {env.world_size})" if env is not None and env.world_size > 1 else ""
+        raise ValueError(f"{what} has no rows to evaluate on{ranks}")
     return metrics.compute()
 
 
@@ -314,7 +323,7 @@ class TrainLoop:
         bar: Any,
     ) -> None:
         """Validate after ``epoch``; keep its weights if best; decide on early stopping."""
-        metrics = evaluate(self.dmp, val_batches(), self.env)
+        metrics = evaluate(self.dmp, val_batches(), self.env, "the validation day")
         state["epochs"].append({"epoch": epoch, "step": step, **metrics})
         self.log_scalars("val", {k: metrics[k] for k in ("auc", "logloss", "ne")}, step)
         best = state["best"] is None or metrics["logloss"] < state["best"]

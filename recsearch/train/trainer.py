@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 from typing import Any
 
 import torch
@@ -23,7 +24,7 @@ from recsearch.models.builder import build_model
 from recsearch.profile.counts import model_counts
 from recsearch.train.config import TrainConfig
 from recsearch.train.loop import TrainLoop, evaluate
-from recsearch.utils.fileio import read_json, write_json
+from recsearch.utils.fileio import check_out_dir, read_json, write_json
 
 RUN_FILES = ("checkpoint", "best", "tensorboard", "metrics.json", "arch.json", "config.json")
 
@@ -67,10 +68,15 @@ def train(
     env = env or init_distributed()
     if val_day is not None and val_day in train_days:
         raise ValueError(f"--val-day {val_day} is also a train day; pick a held-out day")
-    if restart:
-        if env.is_main:
+    if env.is_main:
+        check_out_dir(run_dir)
+        if restart:
             clear_run(run_dir)
-        torch.distributed.barrier()
+    torch.distributed.barrier()
+    if eval_day in train_days and env.is_main:
+        print(
+            f"warning: eval day {eval_day} is also a train day: its metrics are not held out", file=sys.stderr
+        )
     info = ShardInfo.load(data)
     info.check_days([*train_days, eval_day, *([] if val_day is None else [val_day])])
     torch.manual_seed(config.seed)
@@ -103,7 +109,7 @@ def train(
         return ShardBatches(data, [day], config.eval_batch_size, env.rank, env.world_size, shuffle=False)
 
     ran = loop.run(batches, None if val_day is None else lambda: day_batches(val_day))
-    result: dict[str, Any] = evaluate(loop.dmp, day_batches(eval_day), env)
+    result: dict[str, Any] = evaluate(loop.dmp, day_batches(eval_day), env, f"eval day {eval_day}")
     result.update(
         **counts,
         samples_per_s=ran.samples_per_s or _previous_speed(run_dir),

@@ -17,6 +17,8 @@ import numpy as np
 from iopath.common.file_io import NativePathHandler, g_pathmgr
 from numpy.lib import format as npy_format
 
+from recsearch.utils.faults import fault_point
+
 _NPY_HEADER_BYTES = 128  # fixed, so the shape can be patched in after streaming
 
 
@@ -58,13 +60,15 @@ def _pid_alive(pid: int) -> bool:
 
 def commit(tmp: str, path: str) -> None:
     """Rename a finished temporary file onto its final name (atomic when local)."""
+    fault_point("before-commit")
     if _is_local(path):
         os.replace(g_pathmgr.get_local_path(tmp), g_pathmgr.get_local_path(path))
-        return
-    if g_pathmgr.exists(path):
-        g_pathmgr.rm(path)
-    if not g_pathmgr.mv(tmp, path):
-        raise OSError(f"could not move {tmp} to {path}")
+    else:
+        if g_pathmgr.exists(path):
+            g_pathmgr.rm(path)
+        if not g_pathmgr.mv(tmp, path):
+            raise OSError(f"could not move {tmp} to {path}")
+    fault_point("committed")
 
 
 @contextmanager
@@ -87,8 +91,33 @@ def write_json(path: str, obj: Any) -> None:
 
 
 def read_json(path: str) -> Any:
+    """A JSON file; a truncated or damaged one is a ValueError naming the file."""
     with g_pathmgr.open(path, "r") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON (truncated or damaged?): {e}") from None
+
+
+def check_out_dir(path: str, flag: str = "--out") -> None:
+    """Create output directory ``path``; one-line errors when it is a file or not writable."""
+    if g_pathmgr.exists(path) and not g_pathmgr.isdir(path):
+        raise ValueError(f"{flag} {path} is an existing file; name a directory")
+    try:
+        g_pathmgr.mkdirs(path)
+    except OSError as e:
+        raise ValueError(f"{flag} {path}: cannot create the directory ({e.strerror or e})") from None
+    local = g_pathmgr.get_local_path(path)
+    if os.path.isdir(local) and not os.access(local, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path} is not writable; choose another directory")
+
+
+def check_out_file(path: str, flag: str = "--out") -> None:
+    """An output file's folder must exist (it is created) and be writable; the path not a folder."""
+    if g_pathmgr.isdir(path):
+        raise ValueError(f"{flag} {path} is a directory; name a file")
+    parent = os.path.dirname(path) or "."
+    check_out_dir(parent, flag=f"{flag} {path}: folder")
 
 
 def save_npy(path: str, arr: np.ndarray) -> None:

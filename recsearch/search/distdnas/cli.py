@@ -28,7 +28,9 @@ def add_discretize(sub: argparse._SubParsersAction) -> None:
 def _run_discretize(a: argparse.Namespace) -> None:
     from recsearch.models.arch import save_arch
     from recsearch.search.distdnas.to_arch import discretize
+    from recsearch.utils.fileio import check_out_file
 
+    check_out_file(a.out)
     spec = discretize(a.search, a.threshold, a.stack, a.name)
     save_arch(a.out, spec)
     for i, (d, s) in enumerate(spec["meta"]["choice"], 1):

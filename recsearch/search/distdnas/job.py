@@ -146,7 +146,7 @@ def run_job(
         val_batches = ShardBatches(
             data, [val_day], config.eval_batch_size, env.rank, env.world_size, shuffle=False
         )
-        val = {"day": val_day, **evaluate(loop.dmp, val_batches, env)}
+        val = {"day": val_day, **evaluate(loop.dmp, val_batches, env, f"validation day {val_day}")}
     supernet: Supernet = loop.module  # type: ignore[assignment]
     result: dict[str, Any] = {
         "days": days,
