@@ -144,3 +144,78 @@ def test_quickstart_runs_end_to_end(tmp_path: Path) -> None:
         assert r_["auc"] > 0.6 and r_["eval_day"] == 3
     for f in ("pareto.png", "search/aggregate.png", "search/report.md", "distdnas.pt", "search/arch.json"):
         assert (tmp_path / f).stat().st_size > 0, f
+
+
+def _empty_day_shards(shards: Path, tmp_path: Path) -> Path:
+    """The tiny shards with day 2 replaced by a day of zero rows."""
+    import shutil
+
+    from recsearch.data.shards import DayShardWriter
+
+    root = tmp_path / "empty_day"
+    shutil.copytree(shards, root)
+    record = DayShardWriter(str(root), 2, 13, 26).finish({"source": "none", "skipped_lines": 0})
+    m = json.loads((root / "manifest.json").read_text())
+    m["days"]["2"] = {k: record[k] for k in ("rows", "skipped_lines", "source", "files")}
+    (root / "manifest.json").write_text(json.dumps(m))
+    return root
+
+
+def test_user_errors_end_in_one_line(
+    shards: Path, raw_days: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("batch_size: [1, 2\nemb_lr: 0.1\n")
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text('{"schema_version": 1, "blocks": [')
+    search = tmp_path / "search"
+    search.mkdir()
+    (search / "aggregate.json").write_text('{"dense_weights": [[0.1, ')
+    arch = json.loads(json.dumps(__import__("recsearch.models.zoo", fromlist=["x"]).create_arch("dcn_v2")))
+    negative = tmp_path / "negative.json"
+    negative.write_text(json.dumps({**arch, "blocks": [{**arch["blocks"][1], "dense_out": -3}]}))
+    head = tmp_path / "head.json"
+    head.write_text(json.dumps({**arch, "head": {**arch["head"], "hidden": [64, -1]}}))
+    fractional = tmp_path / "fractional.json"
+    fractional.write_text(json.dumps({**arch, "embedding": {"dim": 16, "dims": {"cat_0": 7.5}}}))
+    empty = _empty_day_shards(shards, tmp_path)
+    data = ["--data", str(shards), "--train-days", "0", "--eval-day", "1"]
+    train = ["train", "--model", "fm", *data]
+    cases = [
+        (["synth", "--out", str(a_file), "--days", "0-1"], "is an existing file"),
+        (["preprocess", "--input", str(raw_days), "--out", str(a_file / "sub")], "cannot create the directory"),
+        (["train", "--model", "fm", *data, "--out", str(a_file)], "is an existing file"),
+        ([*train, "--out", str(tmp_path / "r"), "--config", str(bad_yaml)], "bad.yaml is not valid YAML"),
+        ([*train, "--out", str(tmp_path / "r"), "max_steps=-1"], "max_steps must be >= 0"),
+        ([*train, "--out", str(tmp_path / "r"), "epochs=0"], "epochs must be >= 1"),
+        ([*train, "--out", str(tmp_path / "r"), "warmup_steps=-5"], "warmup_steps must be >= 0"),
+        (["train", "--arch", str(truncated), *data, "--out", str(tmp_path / "r")], "is not valid JSON"),
+        (["train", "--arch", str(negative), *data, "--out", str(tmp_path / "r")], "dense_out must be a positive"),
+        (["train", "--arch", str(head), *data, "--out", str(tmp_path / "r")], r"head.hidden\[\] must be a positive"),
+        (["train", "--arch", str(fractional), *data, "--out", str(tmp_path / "r")], "dims.cat_0 must be a positive"),
+        (["discretize", "--search", str(search), "--out", str(tmp_path / "a.json")], "aggregate.json is damaged"),
+        (["profile", "--model", "fm", "--data", str(shards), "--out", str(a_file / "p.json")], "is an existing file"),
+        (["export", "--run", str(tmp_path), "--out", str(tmp_path)], "is a directory; name a file"),
+        (["train", "--model", "fm", "--data", str(empty), "--train-days", "0", "--eval-day", "2",
+          "--out", str(tmp_path / "e"), "--preset", "tiny"], "eval day 2 has no rows"),  # fmt: skip
+        (["inspect", "--data", str(a_file)], "has no manifest.json"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and re.search(message, err[0]), (args, err)
+        assert "Traceback" not in err[0]
+
+
+def test_eval_on_an_empty_day_and_a_train_day_as_eval_day(
+    shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    train = ["train", "--model", "fm", "--data", str(shards), "--train-days", "0-1", "--eval-day", "1"]
+    assert main([*train, "--out", str(run), "--preset", "tiny", "max_steps=5"]) == 0
+    assert "warning: eval day 1 is also a train day" in capsys.readouterr().err
+    empty = _empty_day_shards(shards, tmp_path)
+    assert main(["eval", "--run", str(run), "--data", str(empty), "--day", "2"]) == 2
+    assert "day 2 has no rows to evaluate on" in capsys.readouterr().err

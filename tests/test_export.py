@@ -45,3 +45,38 @@ def test_exported_program_has_a_dynamic_batch(run: Path, tmp_path: Path) -> None
 def test_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "--run", str(tmp_path), "--out", str(tmp_path / "m.pt")]) == 2
     assert "has no checkpoint" in capsys.readouterr().err
+
+
+class _Payload:
+    """Unpickling this runs a command: what a hostile checkpoint could hold."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_runs_no_code_from_its_metadata(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pickle
+    import shutil
+
+    hostile = tmp_path / "hostile"
+    shutil.copytree(run, hostile)
+    marker = tmp_path / "pwned"
+    (hostile / "checkpoint" / ".metadata").write_bytes(pickle.dumps(_Payload(marker)))
+    for args in (
+        ["export", "--run", str(hostile), "--out", str(tmp_path / "m.pt")],
+        ["eval", "--run", str(hostile), "--data", str(run.parent), "--day", "1"],
+    ):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "refers to posix.system" in err and "load only checkpoints you trust" in err, err
+    assert not marker.exists()
+    # the real metadata still loads
+    model, _ = load_trained_model(str(run))
+    assert model.spec["name"] == "deepfm"

@@ -137,6 +137,11 @@ def test_loop_lr_schedule_and_budget(shards: Path, tmp_path: Path) -> None:
     scales = [loop.lr_scale(s) for s in range(20)]
     assert scales[:4] == [0.25, 0.5, 0.75, 1.0]
     assert scales[4] == pytest.approx(1.0) and scales[12] == pytest.approx(0.5) and scales[-1] < 0.01
+    loop.total_steps = 70  # a short run: a 100-step warm-up is capped at a quarter of it
+    loop.config.warmup_steps = 100
+    assert loop.warmup_steps() == 17 and loop.lr_scale(16) == 1.0
+    loop.config.warmup_steps = 4
+    assert TrainConfig().checkpoint_every > 0  # a long run leaves checkpoints by default
     ran = loop.run(lambda epoch: ShardBatches(str(shards), [0], 128, epoch=epoch))
     assert ran.steps == 7 and ran.start_step == 0  # the step budget
     assert json.loads((tmp_path / "checkpoint" / "meta.json").read_text())["step"] == 7

@@ -19,6 +19,8 @@ from typing import Any
 
 import torchx.specs as specs
 
+from recsearch.utils.faults import fault_point
+
 IMAGE = "ghcr.io/pytorch/torchx:0.7.0"
 LOCAL_SCHEDULERS = ("local_cwd", "local_docker")
 
@@ -184,6 +186,7 @@ class JobPool:
                     if status.state == AppState.SUCCEEDED and job.done():
                         done.append(job.name)
                         bar.update(1)
+                        fault_point("pool-job-done")
                         if job.summary is not None:
                             bar.write(f"{job.name}: {job.summary()}")
                         continue

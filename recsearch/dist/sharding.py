@@ -9,7 +9,10 @@ embedding optimizer (a test checks each table under each allowed type).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -77,11 +80,28 @@ def shard_model(
             constraints[cfg.name] = ParameterConstraints(
                 sharding_types=types, compute_kernels=[EmbeddingComputeKernel.FUSED.value]
             )
-    topology = Topology(
-        world_size=env.world_size, local_world_size=env.local_world_size, compute_device=env.device.type
-    )
     sharders = [EmbeddingBagCollectionSharder()]
-    planner = EmbeddingShardingPlanner(topology=topology, constraints=constraints)
-    plan = planner.collective_plan(model, sharders, dist.GroupMember.WORLD)
-    dmp = DistributedModelParallel(module=model, device=env.device, plan=plan, sharders=sharders)  # type: ignore[arg-type]
+    with _quiet_torchrec():
+        topology = Topology(
+            world_size=env.world_size, local_world_size=env.local_world_size, compute_device=env.device.type
+        )
+        planner = EmbeddingShardingPlanner(topology=topology, constraints=constraints)
+        plan = planner.collective_plan(model, sharders, dist.GroupMember.WORLD)
+        dmp = DistributedModelParallel(module=model, device=env.device, plan=plan, sharders=sharders)  # type: ignore[arg-type]
     return dmp, plan
+
+
+@contextmanager
+def _quiet_torchrec() -> Iterator[None]:
+    """TorchRec's own deprecation notices and planner hints (a directly built Topology, the
+    dense-size estimate of a dry run, DDP's broadcast_buffers) say nothing a user can act on."""
+    planner_log = logging.getLogger("torchrec.distributed.planner")
+    level = planner_log.level
+    planner_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module="torchrec")
+            warnings.filterwarnings("ignore", message=".*broadcast_buffers.*")
+            yield
+    finally:
+        planner_log.setLevel(level)

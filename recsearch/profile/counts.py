@@ -53,7 +53,9 @@ def model_counts(model: nn.Module, data: str, day: int) -> dict[str, Any]:
     embedding bytes: what ``train`` records and every search reports for its result."""
     from recsearch.data.loader import ShardBatches
 
-    probe = next(iter(ShardBatches(data, [day], 256, shuffle=False)))
+    probe = next(iter(ShardBatches(data, [day], 256, shuffle=False)), None)
+    if probe is None:
+        raise ValueError(f"{data}: day {day} has no rows to measure the model on; pick another day")
     counts: dict[str, Any] = {
         "flops": flops_per_example(model, probe.dense_features, probe.sparse_features),
         "lookup_bytes": lookup_bytes_per_example(model, probe.sparse_features),

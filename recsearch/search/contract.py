@@ -129,6 +129,10 @@ def check_request(data: str, train_days: list[int], val_day: int) -> ShardInfo:
         )
     info = ShardInfo.load(data)
     info.check_days([*train_days, val_day])
+    if info.days[val_day] == 0:
+        raise ValueError(f"--val-day {val_day} has no rows; pick another day")
+    if not sum(info.days[d] for d in train_days):
+        raise ValueError(f"--train-days {format_days(train_days)} hold no rows; pick other days")
     return info
 
 

@@ -10,7 +10,11 @@ DistDNAS search). Errors in the request end in one line and exit status 2.
 from __future__ import annotations
 
 import argparse
+import fcntl
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -26,11 +30,33 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         method, config, data = _load_request(a.search_dir)
-        method.run_job(config, data, a.search_dir, a.job, not a.no_progress)
+        with _job_lock(a.search_dir, a.job):
+            method.run_job(config, data, a.search_dir, a.job, not a.no_progress)
     except (ValueError, FileNotFoundError) as e:
         print(f"search job {a.job}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"search job {a.job}: stopped; rerunning the search resumes it", file=sys.stderr)
+        return 130
     return 0
+
+
+@contextmanager
+def _job_lock(search_dir: str, job: str) -> Iterator[None]:
+    """One process per job at a time: a rerun that finds the job still running (e.g. an
+    orphan of a killed search command) waits for it, then finds its result and skips."""
+    folder = os.path.join(search_dir, ".locks")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"{job}.lock"), "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"search job {job}: another process runs it; waiting for it", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _load_request(search_dir: str) -> tuple[Any, Any, Any]:

@@ -25,6 +25,13 @@ class BaseConfig(Config):
     emb_lr: float = setting(0.04, doc="embedding learning rate", gt=0)
     dense_lr: float = setting(1e-3, doc="Adam learning rate of the dense parameters", gt=0)
     warmup_steps: int = setting(100, doc="linear learning-rate warm-up steps (both optimizers)", ge=0)
+    warmup_max_fraction: float = setting(
+        0.25,
+        doc="the warm-up never takes more than this fraction of the run's steps (a short run "
+        "would otherwise train mostly at a reduced learning rate)",
+        gt=0,
+        le=1,
+    )
     lr_decay: str = setting(
         "none",
         doc="after the warm-up: constant (none) or cosine decay to 0 at the last step",

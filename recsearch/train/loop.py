@@ -16,6 +16,9 @@ further batches of the same step (a bilevel architecture step).
 from __future__ import annotations
 
 import math
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -108,6 +111,44 @@ def evaluate(
     return metrics.compute()
 
 
+class StopRequests:
+    """SIGINT / SIGTERM during training: finish the step, checkpoint, then stop.
+
+    The first signal only sets a flag (a second one acts at once, as usual); the loop checks
+    it between steps. With several ranks the flag is agreed on with an all-reduce each step,
+    so every rank stops after the same step and the checkpoint (a collective) completes.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, env: DistEnv) -> None:
+        self.env, self.signal_name = env, ""
+        self._flag = False
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self._flag, self.signal_name = True, signal.Signals(signum).name
+        for sig, handler in self._previous.items():  # a second signal is not deferred
+            signal.signal(sig, handler)
+
+    def requested(self) -> bool:
+        if self.env.world_size == 1:
+            return self._flag
+        flag = torch.tensor([1.0 if self._flag else 0.0], device=self.env.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() and not self.signal_name:
+            self.signal_name = "a signal on another rank"
+        return bool(flag.item())
+
+    def close(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+
 def _summary_writer(run_dir: str) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
@@ -146,6 +187,7 @@ class TrainLoop:
         self.config, self.env, self.run_dir, self.meta = config, env, run_dir, meta
         self.hooks = hooks or LoopHooks()
         self.desc, self.progress = desc, progress
+        self.previous = self._previous_meta()  # before any work: a different run is refused at once
         self.dmp, self.plan = shard_model(
             model, env, config.emb_optimizer, config.emb_lr, config.sharding_types
         )
@@ -183,9 +225,17 @@ class TrainLoop:
             self._writer = None
 
     # -- one step ---------------------------------------------------------------------------
+    def warmup_steps(self) -> int:
+        """The configured warm-up, capped at ``warmup_max_fraction`` of the run's steps: a
+        70-step day must not spend all of it (or more) warming up."""
+        cfg = self.config
+        if not self.total_steps or not cfg.warmup_steps:
+            return cfg.warmup_steps
+        return min(cfg.warmup_steps, max(1, int(cfg.warmup_max_fraction * self.total_steps)))
+
     def lr_scale(self, step: int) -> float:
         """Linear warm-up, then constant or cosine decay to 0 at the last step."""
-        warmup = self.config.warmup_steps
+        warmup = self.warmup_steps()
         if step < warmup:
             return (step + 1) / warmup
         if self.config.lr_decay == "cosine" and self.total_steps > warmup:
@@ -210,6 +260,7 @@ class TrainLoop:
             torch.nn.utils.clip_grad_norm_(list(self.dense_opt.params.values()), self.config.grad_clip)
         self.weight_opt.step()
         extra = self.hooks.after_step(self, step, [b.to(self.env.device) for b in batches[1:]])
+        fault_point("train-step")
         return {"loss": loss, **extra}
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -219,10 +270,11 @@ class TrainLoop:
         save_checkpoint(self.run_dir, step, self.dmp, optimizer, meta, self.env, name=name)
         fault_point(f"{name}-saved")
 
-    def _resume(self) -> tuple[int, dict[str, Any]]:
+    def _previous_meta(self) -> dict[str, Any] | None:
+        """The checkpoint meta of an earlier run in ``run_dir``, if it is this same run."""
         previous = checkpoint_meta(self.run_dir)
         if previous is None:
-            return 0, {}
+            return None
         old = {k: v for k, v in previous.items() if k not in ("step", "loop", "hooks")}
         shown = differing_keys(old, self.meta)
         if shown:
@@ -230,6 +282,12 @@ class TrainLoop:
                 f"{self.run_dir} holds a checkpoint of another run (differs in: {shown}); "
                 "use a new output directory, or --restart to start over"
             )
+        return previous
+
+    def _resume(self) -> tuple[int, dict[str, Any]]:
+        previous = self.previous
+        if previous is None:
+            return 0, {}
         self.dense_opt.init_state()  # Adam's state is created lazily; it must exist to be restored
         for opt in self.extra.values():
             if hasattr(opt, "init_state"):
@@ -268,6 +326,12 @@ class TrainLoop:
             return self._result(total, start, None, state)
         if env.is_main and start:
             print(f"resuming from the checkpoint at step {start} of {total}")
+        if env.is_main and self.warmup_steps() < cfg.warmup_steps and not start:
+            print(
+                f"note: warm-up shortened from {cfg.warmup_steps} to {self.warmup_steps()} steps "
+                f"({cfg.warmup_max_fraction:g} of this run's {total} steps)",
+                file=sys.stderr,
+            )
         bar = tqdm(
             total=total,
             initial=start,
@@ -278,6 +342,7 @@ class TrainLoop:
         )
         samples, began = 0, time.perf_counter()
         self.dmp.train()
+        stop = StopRequests(env)
         try:
             for epoch in range(start // per_epoch, cfg.epochs):
                 first, last = epoch * per_epoch, min((epoch + 1) * per_epoch, total)
@@ -297,6 +362,12 @@ class TrainLoop:
                         self.log_scalars("train", shown, step)
                     if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < total:
                         self._save(step + 1, state)
+                    if stop.requested() and step + 1 < total:
+                        self._save(step + 1, state)  # Ctrl-C or the scheduler's SIGTERM: keep the work
+                        bar.write(
+                            f"stopped by {stop.signal_name}: checkpoint at step {step + 1} of {total} saved"
+                        )
+                        raise KeyboardInterrupt
                 if validate and (last == total or last == (epoch + 1) * per_epoch):
                     assert val_batches is not None
                     self._validate(epoch, last, val_batches, state, bar)
@@ -305,6 +376,7 @@ class TrainLoop:
                 if state["stopped_early"]:
                     break
         finally:
+            stop.close()
             bar.close()
         elapsed = time.perf_counter() - began
         if state["best_epoch"] is not None and state["best_epoch"] != state["epochs"][-1]["epoch"]:

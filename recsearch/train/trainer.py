@@ -79,6 +79,11 @@ def train(
         )
     info = ShardInfo.load(data)
     info.check_days([*train_days, eval_day, *([] if val_day is None else [val_day])])
+    for day, role in [(eval_day, "eval day"), *([] if val_day is None else [(val_day, "val day")])]:
+        if info.days[day] == 0:
+            raise ValueError(f"{role} {day} has no rows to evaluate on; pick another day")
+    if not sum(info.days[d] for d in train_days):
+        raise ValueError(f"train days {train_days} hold no rows; pick other days")
     torch.manual_seed(config.seed)
     features = info.sparse_names + info.jagged_names
     model = build_model(spec, features, info.num_embeddings, len(info.dense_names))

@@ -1,10 +1,10 @@
-"""Fault injection: die at a named point of the work, exactly as ``kill -9`` would.
+"""Fault injection: die (or get a signal) at a named point of the work, deterministically.
 
-Tests of resumability kill a job at a chosen event (a checkpoint written, a file
-committed) instead of after a sleep, so they are deterministic. A process dies at
-point ``P`` the ``N``-th time it passes it when started with
-``RECSEARCH_KILL_AT=P:N`` (``P`` alone: the first time). Unset, a point costs one
-dictionary lookup.
+Tests of resumability stop a job at a chosen event (a checkpoint written, a file
+committed, a training step done) instead of after a sleep. A process started with
+``RECSEARCH_KILL_AT=POINT[:N[:SIGNAL]]`` sends itself SIGNAL (default SIGKILL, exactly
+what ``kill -9`` does) the N-th time (default 1) it passes POINT, e.g.
+``checkpoint-saved:2`` or ``train-step:30:SIGINT``. Unset, a point costs one lookup.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ _passed: Counter[str] = Counter()
 
 
 def fault_point(name: str) -> None:
-    """SIGKILL this process if ``$RECSEARCH_KILL_AT`` names this point and pass count."""
+    """Signal this process if ``$RECSEARCH_KILL_AT`` names this point and pass count."""
     spec = os.environ.get(ENV)
     if not spec:
         return
-    point, _, count = spec.partition(":")
+    point, _, rest = spec.partition(":")
     if point != name:
         return
+    count, _, sig = rest.partition(":")
     _passed[name] += 1
     if _passed[name] == int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), getattr(signal, sig) if sig else signal.SIGKILL)

@@ -224,26 +224,53 @@ def _prepare(shards: Path, out: Path, *overrides: str) -> None:
 
 @pytest.mark.integration
 def test_day_job_matches_the_golden_weights_and_resumes_after_a_kill(shards: Path, tmp_path: Path) -> None:
-    ref, out = tmp_path / "ref", tmp_path / "out"
-    _prepare(shards, ref)
+    prepared = tmp_path / "prepared"
+    _prepare(shards, prepared, "checkpoint_every=5")  # checkpoint_every does not change the numerics
+    ref = tmp_path / "ref"
+    shutil.copytree(prepared, ref)
     r = _job(ref, "day_0")
     assert r.returncode == 0, r.stderr[-3000:]
     golden = json.loads((ref / "day_0" / "weights.json").read_text())
     np.testing.assert_allclose(golden["alpha"], GOLDEN_ALPHA, atol=1e-5)
     np.testing.assert_allclose(golden["beta"], GOLDEN_BETA, atol=1e-5)
     assert golden["steps"] == 23 and golden["val"]["day"] == 2 and 0 < golden["val"]["auc"] < 1
-    # killed right after its 2nd checkpoint (steps 5, 10, ...: checkpoint_every=5), then rerun
-    _prepare(shards, out, "checkpoint_every=5")
-    r = _job(out, "day_0", RECSEARCH_KILL_AT="checkpoint-saved:2")
-    assert r.returncode == -9, r.stderr[-2000:]
-    assert not (out / "day_0" / "weights.json").exists()
-    assert json.loads((out / "day_0" / "checkpoint" / "meta.json").read_text())["step"] == 10
-    r = _job(out, "day_0")
-    assert r.returncode == 0 and "resuming from the checkpoint at step 10 of 23" in r.stdout
-    got = json.loads((out / "day_0" / "weights.json").read_text())
-    np.testing.assert_allclose(got["alpha"], golden["alpha"], atol=1e-5)
-    np.testing.assert_allclose(got["beta"], golden["beta"], atol=1e-5)
-    assert len(got["history"]) == len(golden["history"])
+    # killed at several points (checkpoints at steps 5, 10, 15, 20), then rerun
+    for point, status, resume in (
+        ("checkpoint-saved:2", -9, 10),
+        ("checkpoint-moved-aside:3", -9, 15),  # between the two renames of a checkpoint swap
+        ("train-step:12:SIGTERM", 2, 12),  # preempted by the scheduler: checkpoint, then stop
+    ):
+        out = tmp_path / point.replace(":", "_")
+        shutil.copytree(prepared, out)
+        r = _job(out, "day_0", RECSEARCH_KILL_AT=point)
+        assert r.returncode in (status, 130), (point, r.stderr[-2000:])
+        assert not (out / "day_0" / "weights.json").exists()
+        r = _job(out, "day_0")
+        assert r.returncode == 0 and f"resuming from the checkpoint at step {resume} of 23" in r.stdout, point
+        got = json.loads((out / "day_0" / "weights.json").read_text())
+        np.testing.assert_allclose(got["alpha"], golden["alpha"], atol=1e-5)
+        np.testing.assert_allclose(got["beta"], golden["beta"], atol=1e-5)
+        assert len(got["history"]) == len(golden["history"]), point
+
+
+@pytest.mark.integration
+def test_a_killed_search_command_resumes_to_the_same_architecture(
+    searched: Callable[[str], Path], shards: Path, tmp_path: Path
+) -> None:
+    """The search command itself killed after its first finished job (the other one keeps
+    running, orphaned): the rerun waits for that job instead of running it twice, and ends
+    with the architecture of an uninterrupted search."""
+    out = tmp_path / "s"
+    args = ["--data", str(shards), "--train-days", "0-1", "--val-day", "2", "--out", str(out)]
+    killed = run_recsearch(*SEARCH, *args, env={"RECSEARCH_KILL_AT": "pool-job-done:1"}, check=False)
+    assert killed.returncode == -9
+    assert not (out / "search.json").exists()
+    run_recsearch(*SEARCH, *args)
+    expected = json.loads((searched("distdnas") / "aggregate.json").read_text())
+    got = json.loads((out / "aggregate.json").read_text())
+    np.testing.assert_allclose(got["alpha"], expected["alpha"], atol=1e-5)
+    a, b = (json.loads((d / "arch.json").read_text()) for d in (out, searched("distdnas")))
+    assert a["blocks"] == b["blocks"] and a["head"] == b["head"] and a["meta"]["choice"] == b["meta"]["choice"]
 
 
 @pytest.mark.integration
