@@ -10,6 +10,7 @@ reports the ones that failed for good with where their logs are.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import time
@@ -126,6 +127,20 @@ class JobPool:
         if launch.local:
             self.cfg.setdefault("log_dir", log_dir)
 
+    def _last_error_line(self, handle: str) -> str:
+        """The last line a failed local job wrote to stderr (its one-line error, usually)."""
+        app_id = handle.rstrip("/").rsplit("/", 1)[-1]
+        for path in sorted(glob.glob(f"{self.cfg['log_dir']}/*/{app_id}/*/*/stderr.log")):
+            try:
+                with open(path, errors="replace") as f:
+                    lines = [ln.strip() for ln in f.read().splitlines()[-50:] if ln.strip()]
+            except OSError:
+                continue
+            errors = [ln for ln in lines if "error" in ln.lower()]
+            if errors or lines:
+                return (errors or lines)[-1][-300:]
+        return ""
+
     def threads_for(self, running: int) -> int:
         if self.launch.threads:
             return self.launch.threads
@@ -190,9 +205,12 @@ class JobPool:
                         if job.summary is not None:
                             bar.write(f"{job.name}: {job.summary()}")
                         continue
-                    reason = status.state.name + (f": {status.msg}" if status.msg else "")
+                    msg = status.msg if status.msg and status.msg != "<NONE>" else ""
+                    reason = status.state.name + (f": {msg}" if msg else "")
                     if status.state == AppState.SUCCEEDED:
                         reason = "exited without writing its result"
+                    last = self._last_error_line(handle) if launch.local else ""
+                    reason += f" ({last})" if last else ""
                     where = f" (logs: {self.cfg['log_dir']})" if launch.local else f" (torchx log {handle})"
                     if attempts[job.name] <= launch.retries:
                         bar.write(

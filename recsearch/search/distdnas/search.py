@@ -52,6 +52,13 @@ def plan_jobs(mode: str, days: list[int]) -> list[tuple[str, list[int]]]:
 
 def prepare(config: DistDNASConfig, data: SearchData, out: SearchOutput) -> dict[str, Any]:
     """Fit the cost model (unless off) and write ``plan.json``; returns the plan."""
+    for name, days in plan_jobs(config.mode, data.train_days):
+        rows = sum(data.info.days[d] for d in days)
+        if rows < 2 * config.batch_size:  # each step takes a weight batch and an architecture batch
+            raise ValueError(
+                f"job {name}: days {format_days(days)} hold {rows:,} rows, fewer than two batches of "
+                f"batch_size={config.batch_size}; lower batch_size"
+            )
     uses_cost = config.mode != "no-cost" and config.cost_gamma > 0
     cost_path = out.path("cost_table.json")
     plan: dict[str, Any] = {
