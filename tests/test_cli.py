@@ -183,23 +183,50 @@ def test_user_errors_end_in_one_line(
     empty = _empty_day_shards(shards, tmp_path)
     data = ["--data", str(shards), "--train-days", "0", "--eval-day", "1"]
     train = ["train", "--model", "fm", *data]
+    r = str(tmp_path / "r")
+
+    def arch_run(path: Path) -> list[str]:
+        return ["train", "--arch", str(path), *data, "--out", r]
+
     cases = [
         (["synth", "--out", str(a_file), "--days", "0-1"], "is an existing file"),
-        (["preprocess", "--input", str(raw_days), "--out", str(a_file / "sub")], "cannot create the directory"),
+        (["preprocess", "--input", str(raw_days), "--out", str(a_file / "sub")], "cannot create the dir"),
         (["train", "--model", "fm", *data, "--out", str(a_file)], "is an existing file"),
-        ([*train, "--out", str(tmp_path / "r"), "--config", str(bad_yaml)], "bad.yaml is not valid YAML"),
-        ([*train, "--out", str(tmp_path / "r"), "max_steps=-1"], "max_steps must be >= 0"),
-        ([*train, "--out", str(tmp_path / "r"), "epochs=0"], "epochs must be >= 1"),
-        ([*train, "--out", str(tmp_path / "r"), "warmup_steps=-5"], "warmup_steps must be >= 0"),
-        (["train", "--arch", str(truncated), *data, "--out", str(tmp_path / "r")], "is not valid JSON"),
-        (["train", "--arch", str(negative), *data, "--out", str(tmp_path / "r")], "dense_out must be a positive"),
-        (["train", "--arch", str(head), *data, "--out", str(tmp_path / "r")], r"head.hidden\[\] must be a positive"),
-        (["train", "--arch", str(fractional), *data, "--out", str(tmp_path / "r")], "dims.cat_0 must be a positive"),
-        (["discretize", "--search", str(search), "--out", str(tmp_path / "a.json")], "aggregate.json is damaged"),
-        (["profile", "--model", "fm", "--data", str(shards), "--out", str(a_file / "p.json")], "is an existing file"),
+        ([*train, "--out", r, "--config", str(bad_yaml)], "bad.yaml is not valid YAML"),
+        ([*train, "--out", r, "max_steps=-1"], "max_steps must be >= 0"),
+        ([*train, "--out", r, "epochs=0"], "epochs must be >= 1"),
+        ([*train, "--out", r, "warmup_steps=-5"], "warmup_steps must be >= 0"),
+        (arch_run(truncated), "is not valid JSON"),
+        (arch_run(negative), "dense_out must be a positive"),
+        (arch_run(head), r"head.hidden\[\] must be a positive"),
+        (arch_run(fractional), "dims.cat_0 must be a positive"),
+        (
+            ["discretize", "--search", str(search), "--out", str(tmp_path / "a.json")],
+            "aggregate.json is damaged",
+        ),
+        (
+            ["profile", "--model", "fm", "--data", str(shards), "--out", str(a_file / "p.json")],
+            "existing file",
+        ),
         (["export", "--run", str(tmp_path), "--out", str(tmp_path)], "is a directory; name a file"),
-        (["train", "--model", "fm", "--data", str(empty), "--train-days", "0", "--eval-day", "2",
-          "--out", str(tmp_path / "e"), "--preset", "tiny"], "eval day 2 has no rows"),  # fmt: skip
+        (
+            [
+                "train",
+                "--model",
+                "fm",
+                "--data",
+                str(empty),
+                "--train-days",
+                "0",
+                "--eval-day",
+                "2",
+                "--out",
+                str(tmp_path / "e"),
+                "--preset",
+                "tiny",
+            ],
+            "eval day 2 has no rows",
+        ),  # fmt: skip
         (["inspect", "--data", str(a_file)], "has no manifest.json"),
     ]
     for args, message in cases:

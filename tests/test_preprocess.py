@@ -132,7 +132,11 @@ def test_skip_mode_counts_bad_lines_in_manifest(tmp_path: Path) -> None:
     # a day whose every line is skipped stops the run: no empty day in the shards
     (raw / "day_1").write_text("garbage\nmore garbage\n")
     with pytest.raises(RawFormatError, match=r"day_1: no rows left \(2 line\(s\) skipped as malformed\)"):
-        preprocess(str(raw), str(tmp_path / "o2"), PreprocessOptions(days=(0, 1), vocab_days=(0,), on_bad_line="skip"))
+        preprocess(
+            str(raw),
+            str(tmp_path / "o2"),
+            PreprocessOptions(days=(0, 1), vocab_days=(0,), on_bad_line="skip"),
+        )
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], raw_days: Path) -> None:
