@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 from collections.abc import Callable
@@ -62,13 +63,19 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "preprocess",
         help="raw Criteo days -> per-day binary shards",
-        description=(
+        description=textwrap.fill(
             "Convert raw Criteo click-log days into day_{d}_{dense,sparse,labels}.npy shards (the layout "
             "TorchRec's InMemoryBinaryCriteoIterDataPipe reads) plus manifest.json and per-field "
             "vocabularies. Categorical ids are frequency ranks over --vocab-days (0 = missing, "
-            "1 = rare or unseen); dense values are log1p(max(x, 0)) with missing -> 0. Interrupted runs "
-            "resume: completed days are verified by checksum and skipped."
+            "1 = rare or unseen); dense values are log1p(max(x, 0)) with missing -> 0. Every plain day "
+            "file is cut into byte ranges of whole lines so one day uses all --workers; a .gz day is "
+            "one stream, decompressed in one process and parsed in --workers threads. The shards are "
+            "byte-identical for any number of workers. Interrupted runs resume: completed days are "
+            "verified by checksum and skipped. --append adds new days to an existing directory with its "
+            "saved vocabulary (unseen values get the rare id), reading no other day.",
+            95,
         ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--input", required=True, help="directory holding day_N or day_N.gz files")
     p.add_argument("--out", "--output", dest="out", required=True, help="shard directory to write")
@@ -81,36 +88,71 @@ def _add_preprocess(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-rows-per-table",
         type=int,
-        default=5_000_000,
-        help="cap on rows per embedding table, reserved ids included (default: 5000000)",
+        default=None,
+        help="cap on rows per embedding table, reserved ids included (default: 5000000; with "
+        "--append: the directory's)",
     )
     p.add_argument(
         "--on-bad-line",
         choices=["error", "skip"],
-        default="error",
-        help="stop at a malformed line (default) or skip and count it",
+        default=None,
+        help="stop at a malformed line (default) or skip and count it (with --append: the directory's)",
     )
-    p.add_argument("--workers", type=int, default=2, help="days processed in parallel (default: 2)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes; each day is split among them (default: the cores, here %(default)s)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=0, help="threads per worker (default 0: cores / workers, at least 1)"
+    )
+    p.add_argument(
+        "--min-range-bytes",
+        type=int,
+        default=16 << 20,
+        help="a plain day file is cut into byte ranges no smaller than this (default 16 MiB)",
+    )
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add --days to an existing shard directory with its saved vocabulary and options",
+    )
     p.set_defaults(func=_run_preprocess)
 
 
 def _run_preprocess(a: argparse.Namespace) -> None:
+    from recsearch.data.append import append_days
     from recsearch.data.criteo import format_days, parse_days
     from recsearch.data.preprocess import PreprocessOptions, default_vocab_days, preprocess, raw_day_files
 
     if a.days is None:
+        if a.append:
+            raise ValueError("--append needs --days: the new day(s) to add, e.g. --days 23")
         days = sorted(raw_day_files(a.input))
         if not days:
             raise ValueError(f"{a.input}: no day_N or day_N.gz files found")
     else:
         days = parse_days(a.days)
+    if a.append:
+        if a.vocab_days:
+            raise ValueError("--append keeps the directory's vocabulary: drop --vocab-days")
+        m = append_days(
+            a.input, a.out, days, a.workers, a.threads, a.max_rows_per_table, a.on_bad_line, a.min_range_bytes
+        )
+        rows = sum(m["days"][str(d)]["rows"] for d in days)
+        held = m["options"]["days"]
+        print(f"appended days {format_days(days)} ({rows:,} rows) to {a.out}; it now holds days {held}")
+        return
     vocab_days = parse_days(a.vocab_days) if a.vocab_days else default_vocab_days(days)
     opts = PreprocessOptions(
         days=tuple(days),
         vocab_days=tuple(vocab_days),
-        max_rows_per_table=a.max_rows_per_table,
-        on_bad_line=a.on_bad_line,
+        max_rows_per_table=5_000_000 if a.max_rows_per_table is None else a.max_rows_per_table,
+        on_bad_line=a.on_bad_line or "error",
         workers=a.workers,
+        threads=a.threads,
+        min_range_bytes=a.min_range_bytes,
     )
     m = preprocess(a.input, a.out, opts)
     rows = sum(d["rows"] for d in m["days"].values())

@@ -42,6 +42,13 @@ _INT_RE = re.compile(rb"-?[0-9]+")
 class RawFormatError(ValueError):
     """A raw day file that cannot be read; the message names file and line."""
 
+    def __init__(self, message: str, line: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.line, self.reason = line, reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, int | None, str]]:  # raised in worker processes
+        return (RawFormatError, (str(self), self.line, self.reason))
+
 
 @dataclass
 class ParsedBlock:
@@ -64,19 +71,64 @@ class ParsedBlock:
         return np.where(self.missing, MISSING_VALUE, self.values.astype(np.int64)).T
 
 
-def iter_blocks(path: str, block_bytes: int = DEFAULT_BLOCK_BYTES) -> Iterator[tuple[bytes, int, int]]:
+def line_start_at_or_after(path: str, pos: int) -> int:
+    """The offset of the first line that starts at or after byte ``pos`` of a plain file."""
+    if pos <= 0:
+        return 0
+    with g_pathmgr.open(path, "rb") as f:
+        f.seek(pos - 1)
+        while True:
+            chunk = f.read(1 << 16)
+            if not chunk:
+                return f.tell()
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                return f.tell() - len(chunk) + nl + 1
+
+
+def split_lines(path: str, size: int, parts: int) -> list[tuple[int, int]]:
+    """Up to ``parts`` byte ranges ``[start, end)`` of a plain file, each a run of whole lines."""
+    cuts = sorted({0, size, *(line_start_at_or_after(path, k * size // parts) for k in range(1, parts))})
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+
+
+def count_lines_before(path: str, pos: int) -> int:
+    """Newlines in the first ``pos`` bytes of a plain file (for error messages of a range)."""
+    n = 0
+    with g_pathmgr.open(path, "rb") as f:
+        while pos > 0:
+            chunk = f.read(min(pos, 8 << 20))
+            if not chunk:
+                break
+            n += chunk.count(b"\n")
+            pos -= len(chunk)
+    return n
+
+
+def iter_blocks(
+    path: str, block_bytes: int = DEFAULT_BLOCK_BYTES, start: int = 0, end: int | None = None
+) -> Iterator[tuple[bytes, int, int]]:
     """Yield ``(block, first_line_number, raw_bytes_read)``; blocks end with a newline.
 
+    ``start``/``end`` (plain files only) read one byte range of whole lines; line numbers
+    then count from the range's first line (1).
     Raises RawFormatError for an empty file or a truncated/corrupt gzip stream.
     """
     with g_pathmgr.open(path, "rb") as raw:
         stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw  # type: ignore[assignment]
+        if start or end is not None:
+            if path.endswith(".gz"):
+                raise ValueError(f"{path}: a gzip stream cannot be read from a byte range")
+            raw.seek(start)
+        left = None if end is None else end - start
         carry = b""
         line_no = 1
         seen_any = False
         while True:
             try:
-                chunk = stream.read(block_bytes)
+                chunk = stream.read(block_bytes if left is None else min(block_bytes, left))
+                if left is not None:
+                    left -= len(chunk)
             except (EOFError, gzip.BadGzipFile, zlib.error) as e:
                 raise RawFormatError(
                     f"{path}: gzip stream is truncated or corrupt after line {line_no - 1} "
@@ -216,9 +268,9 @@ def _slow_parse(block: bytes, path: str, first_line: int, skip_bad: bool) -> Par
             good.append(line)
             continue
         if not skip_bad:
+            reason += " (pass --on-bad-line skip to drop and count such lines)"
             raise RawFormatError(
-                f"{path}, line {first_line + k}: {reason} "
-                "(pass --on-bad-line skip to drop and count such lines)"
+                f"{path}, line {first_line + k}: {reason}", line=first_line + k, reason=reason
             )
         skipped += 1
     if good:
@@ -255,13 +307,35 @@ def iter_parsed(
     block_bytes: int = DEFAULT_BLOCK_BYTES,
     threads: int = 2,
     then: Callable[[ParsedBlock], T] | None = None,
+    start: int = 0,
+    end: int | None = None,
 ) -> Iterator[T]:
-    """Parse a whole raw day file block by block, in order.
+    """Parse a raw day file (or the byte range ``[start, end)`` of whole lines) block by block,
+    in order.
 
     Up to ``threads`` blocks are parsed concurrently (Arrow and NumPy release the
     GIL), each followed by ``then`` (per-block work of the caller, default: none)
-    in the same thread; at most ``threads + 1`` blocks are in memory at once.
+    in the same thread; at most ``threads + 1`` blocks are in memory at once. A bad
+    line's number counts from the file's start, also in a range.
     """
+    try:
+        yield from _iter_parsed(path, skip_bad, block_bytes, threads, then, start, end)
+    except RawFormatError as e:
+        if not start or e.line is None:
+            raise
+        line = count_lines_before(path, start) + e.line
+        raise RawFormatError(f"{path}, line {line}: {e.reason}", line=line, reason=e.reason) from None
+
+
+def _iter_parsed(
+    path: str,
+    skip_bad: bool,
+    block_bytes: int,
+    threads: int,
+    then: Callable[[ParsedBlock], T] | None,
+    start: int,
+    end: int | None,
+) -> Iterator[T]:
 
     def parse(item: tuple[bytes, int, int]) -> T:
         block, first_line, raw_pos = item
@@ -269,7 +343,7 @@ def iter_parsed(
         parsed.raw_pos = raw_pos
         return then(parsed) if then is not None else parsed  # type: ignore[return-value]
 
-    blocks = iter_blocks(path, block_bytes)
+    blocks = iter_blocks(path, block_bytes, start, end)
     if threads <= 1:
         yield from map(parse, blocks)
         return

@@ -133,7 +133,8 @@ def file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """A .npy header of a fixed size (so a shape can be patched in, or rows written at offsets)."""
     d = {"descr": npy_format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     body = repr(d).encode("latin1")
     prefix = b"\x93NUMPY\x01\x00"
@@ -180,7 +181,7 @@ class NpyStreamWriter:
         self.rows = 0
         self._tmp = tmp_name(path)
         self._f: IO[bytes] = g_pathmgr.open(self._tmp, "wb")
-        self._f.write(_npy_header(self.dtype, (0, width)))
+        self._f.write(npy_header(self.dtype, (0, width)))
 
     def append(self, rows: np.ndarray) -> None:
         if rows.ndim != 2 or rows.shape[1] != self.width:
@@ -191,7 +192,7 @@ class NpyStreamWriter:
     def close(self) -> None:
         """Finish the file and rename it to its final name."""
         self._f.seek(0)
-        self._f.write(_npy_header(self.dtype, (self.rows, self.width)))
+        self._f.write(npy_header(self.dtype, (self.rows, self.width)))
         self._f.close()
         commit(self._tmp, self.path)
 
