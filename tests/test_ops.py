@@ -11,12 +11,13 @@ from recsearch.ops import Shapes, create_op, list_ops, op_spec
 from recsearch.ops.dense import FM, CrossNet, DotProduct
 
 SHAPES = Shapes(dense_in=12, num_fields=5, emb_dim=8, dense_out=6, fields_out=3, dim_out=4)
+ARGS = {"pair_sum": {"left_width": 5}, "pair_gating": {"left_width": 5}}  # ops with required args
 
 
 @pytest.mark.parametrize("name", list_ops())
 def test_op_shapes_fx_and_script(name: str) -> None:
     torch.manual_seed(0)
-    op = create_op(name, SHAPES).eval()
+    op = create_op(name, SHAPES, ARGS.get(name)).eval()
     dense, sparse = torch.randn(7, 12), torch.randn(7, 5, 8)
     out = op(dense, sparse)
     if op_spec(name).output == "dense":
@@ -80,3 +81,17 @@ def test_add_ops_sum_equal_parts() -> None:
     torch.testing.assert_close(add3d(torch.zeros(3, 0), torch.cat([s, t], 1)), F.layer_norm(s + t, (4,)))
     with pytest.raises(ValueError, match="does not split into 3 equal parts"):
         create_op("add", Shapes(8, 1, 4, dense_out=4), {"parts": 3})
+
+
+def test_pair_ops_pad_the_narrower_input() -> None:
+    from recsearch.ops.dense import PairGating, PairSum
+
+    dense = torch.randn(4, 5)  # left: 2 wide, right: 3 wide
+    op = PairSum(dense_in=5, dense_out=3, left_width=2)
+    left = F.pad(dense[:, :2], (0, 1))
+    torch.testing.assert_close(op(dense, torch.zeros(4, 1, 1)), op.proj(left + dense[:, 2:]))
+    gate = PairGating(dense_in=5, dense_out=3, left_width=2)
+    expected = gate.proj(dense[:, 2:] * torch.sigmoid(gate.gate(left)))
+    torch.testing.assert_close(gate(dense, torch.zeros(4, 1, 1)), expected)
+    with pytest.raises(ValueError, match="left_width must be in"):
+        PairSum(dense_in=5, dense_out=3, left_width=5)

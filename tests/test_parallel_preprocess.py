@@ -33,7 +33,7 @@ def test_ranges_are_whole_lines_covering_the_file(raw_days: Path) -> None:
     data = path.read_bytes()
     ranges = split_lines(str(path), len(data), 7)
     assert ranges[0][0] == 0 and ranges[-1][1] == len(data) and len(ranges) == 7
-    for (a, b), (c, _) in zip(ranges, ranges[1:], strict=False):
+    for (_, b), (c, _) in zip(ranges, ranges[1:], strict=False):
         assert b == c and data[b - 1 : b] == b"\n"  # each range ends where a line ends
     assert sum(data[a:b].count(b"\n") for a, b in ranges) == data.count(b"\n")
 

@@ -20,7 +20,7 @@ from torch import nn
 from torch.distributed.optim import _apply_optimizer_in_backward
 from torchrec.distributed.embedding_types import EmbeddingComputeKernel
 from torchrec.distributed.embeddingbag import EmbeddingBagCollectionSharder
-from torchrec.distributed.model_parallel import DistributedModelParallel
+from torchrec.distributed.model_parallel import DefaultDataParallelWrapper, DistributedModelParallel
 from torchrec.distributed.planner import EmbeddingShardingPlanner, Topology
 from torchrec.distributed.planner.types import ParameterConstraints
 from torchrec.distributed.types import ShardingPlan, ShardingType
@@ -68,8 +68,12 @@ def shard_model(
     emb_optimizer: str,
     emb_lr: float,
     sharding_types: Sequence[str],
+    dynamic_graph: bool = False,
 ) -> tuple[DistributedModelParallel, ShardingPlan]:
-    """Attach the embedding optimizer in backward, plan with constraints, wrap in DMP."""
+    """Attach the embedding optimizer in backward, plan with constraints, wrap in DMP.
+
+    ``dynamic_graph``: the dense part uses other parameters from step to step (a supernet
+    sampling a path per step), so data parallelism must not assume a static graph."""
     if emb_optimizer not in EMB_OPTIMIZERS:
         raise ValueError(f"unknown embedding optimizer {emb_optimizer!r}; choose from {sorted(EMB_OPTIMIZERS)}")
     types = allowed_sharding_types(env.device, sharding_types)
@@ -87,7 +91,14 @@ def shard_model(
         )
         planner = EmbeddingShardingPlanner(topology=topology, constraints=constraints)
         plan = planner.collective_plan(model, sharders, dist.GroupMember.WORLD)
-        dmp = DistributedModelParallel(module=model, device=env.device, plan=plan, sharders=sharders)  # type: ignore[arg-type]
+        wrapper = DefaultDataParallelWrapper(static_graph=not dynamic_graph, find_unused_parameters=dynamic_graph)
+        dmp = DistributedModelParallel(
+            module=model,
+            device=env.device,
+            plan=plan,
+            sharders=sharders,  # type: ignore[arg-type]
+            data_parallel_wrapper=wrapper,
+        )
     return dmp, plan
 
 

@@ -132,8 +132,11 @@ def validate(spec: dict[str, Any]) -> dict[str, Any]:
                     f"{where} ({name}): reference {ref!r} is not defined before this block "
                     f"(defined: {', '.join(defined)})"
                 )
-        if op_spec(block["op"]).output == "sparse" and not block["sparse"]:
+        spec_ = op_spec(block["op"])
+        if spec_.output == "sparse" and spec_.reads != "dense" and not block["sparse"]:
             raise ArchError(f"{where} ({name}): sparse-output op {block['op']!r} needs 'sparse' inputs")
+        if spec_.reads == "dense" and not block["dense"]:
+            raise ArchError(f"{where} ({name}): op {block['op']!r} reads 'dense' inputs; give some")
         if not block["dense"] and not block["sparse"]:
             raise ArchError(f"{where} ({name}): a block needs 'dense' or 'sparse' inputs")
         defined[name] = op_spec(block["op"]).output

@@ -23,10 +23,21 @@ from recsearch.ops.dense import (
     DenseIdentity,
     DenseLinear,
     DotProduct,
+    PairGating,
+    PairSum,
     SigmoidGating,
     Sum,
 )
-from recsearch.ops.sparse import CIN, PMA, Add3D, EmbedFC, SparseIdentity, SparseLinear, Transformer
+from recsearch.ops.sparse import (
+    CIN,
+    PMA,
+    Add3D,
+    DenseToFields,
+    EmbedFC,
+    SparseIdentity,
+    SparseLinear,
+    Transformer,
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class OpSpec:
     cls: type[nn.Module]
     shape_args: Callable[[Shapes], dict[str, int]]
     allowed_args: frozenset[str] = frozenset()
+    reads: str = "both"  # the inputs it uses: "dense", "sparse" or "both"
 
 
 def _dense(s: Shapes) -> dict[str, int]:
@@ -97,6 +109,15 @@ _REGISTRY: dict[str, OpSpec] = {
             frozenset({"reduce"}),
         ),
         OpSpec("add", "dense", Add, _dense, frozenset({"parts", "layer_norm"})),
+        OpSpec("pair_sum", "dense", PairSum, _dense, frozenset({"left_width"}), reads="dense"),
+        OpSpec("pair_gating", "dense", PairGating, _dense, frozenset({"left_width"}), reads="dense"),
+        OpSpec(
+            "dense_to_fields",
+            "sparse",
+            DenseToFields,
+            lambda s: {"dense_in": s.dense_in, "fields_out": s.fields_out, "dim_out": s.dim_out},
+            reads="dense",
+        ),
         OpSpec("identity3d", "sparse", SparseIdentity, _sparse),
         OpSpec("add3d", "sparse", Add3D, _sparse, frozenset({"parts", "layer_norm"})),
         OpSpec("linear3d", "sparse", SparseLinear, _sparse),

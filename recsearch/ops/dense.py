@@ -280,3 +280,77 @@ class FM(nn.Module):
         if self.reduce:
             return fm_BE.sum(dim=1, keepdim=True)
         return self.out(fm_BE)
+
+
+class _PairInput(nn.Module):
+    """Split a dense input into its left (first ``left_width``) and right parts, zero-padded
+    to a common width: how NASRec's binary operators take two inputs of any widths."""
+
+    def __init__(self, *, dense_in: int, left_width: int) -> None:
+        super().__init__()
+        if not 0 < left_width < dense_in:
+            raise ValueError(f"left_width must be in (0, {dense_in}), got {left_width}")
+        self.left_width = left_width
+        self.right_width = dense_in - left_width
+        self.width = max(left_width, self.right_width)
+
+    def forward(self, dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        left, right = dense[:, : self.left_width], dense[:, self.left_width :]
+        left = nn.functional.pad(left, (0, self.width - self.left_width))
+        right = nn.functional.pad(right, (0, self.width - self.right_width))
+        return left, right
+
+
+class PairSum(nn.Module):
+    """NASRec's Sum: two dense inputs (zero-padded to one width) added, then projected.
+
+    Zhang et al., "NASRec: Weight Sharing Neural Architecture Search for Recommender
+    Systems" (WWW 2023), Sec. 3.1; the dense input is the concatenation [left, right].
+
+    Args:
+        dense_in: width of [left, right].
+        dense_out: width of the output.
+        left_width: width of the left input (the first part of the dense input).
+
+    Example:
+        >>> op = PairSum(dense_in=5, dense_out=4, left_width=2)
+        >>> op(torch.ones(2, 5), torch.ones(2, 1, 1)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, *, dense_in: int, dense_out: int, left_width: int) -> None:
+        super().__init__()
+        self.pair = _PairInput(dense_in=dense_in, left_width=left_width)
+        self.proj = nn.Linear(self.pair.width, dense_out)
+
+    def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+        left, right = self.pair(dense)
+        return self.proj(left + right)
+
+
+class PairGating(nn.Module):
+    """NASRec's Sigmoid Gating of two dense inputs: proj(right * sigmoid(W left + b)).
+
+    Zhang et al., "NASRec" (WWW 2023), Sec. 3.1 (after Chen et al., 2019); both inputs are
+    zero-padded to one width.
+
+    Args:
+        dense_in: width of [left, right].
+        dense_out: width of the output.
+        left_width: width of the left input (the gate's input).
+
+    Example:
+        >>> op = PairGating(dense_in=5, dense_out=4, left_width=2)
+        >>> op(torch.ones(2, 5), torch.ones(2, 1, 1)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, *, dense_in: int, dense_out: int, left_width: int) -> None:
+        super().__init__()
+        self.pair = _PairInput(dense_in=dense_in, left_width=left_width)
+        self.gate = nn.Linear(self.pair.width, self.pair.width)
+        self.proj = nn.Linear(self.pair.width, dense_out)
+
+    def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+        left, right = self.pair(dense)
+        return self.proj(right * torch.sigmoid(self.gate(left)))

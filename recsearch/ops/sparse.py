@@ -285,3 +285,28 @@ class CIN(nn.Module):
             outer_BHME = x_BHE.unsqueeze(2) * x0_BME.unsqueeze(1)
             x_BHE = torch.relu(layer(outer_BHME.reshape(b, -1, e)))
         return self.dims(self.fields(x_BHE))
+
+
+class DenseToFields(nn.Module):
+    """Project a dense input into ``fields_out`` sparse fields (NASRec's Project-Concat).
+
+    Zhang et al., "NASRec" (WWW 2023), Sec. 3.1: a dense output joins the sparse branch as
+    extra fields (the released code uses 8 fields of the embedding width).
+
+    Args:
+        dense_in: width of the dense input.
+        fields_out: N_out.
+        dim_out: E_out.
+
+    Example:
+        >>> DenseToFields(dense_in=6, fields_out=8, dim_out=4)(torch.ones(2, 6), torch.ones(2, 1, 4)).shape
+        torch.Size([2, 8, 4])
+    """
+
+    def __init__(self, *, dense_in: int, fields_out: int, dim_out: int) -> None:
+        super().__init__()
+        self.fields_out, self.dim_out = fields_out, dim_out
+        self.fc = nn.Linear(dense_in, fields_out * dim_out)
+
+    def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
+        return self.fc(dense).view(dense.shape[0], self.fields_out, self.dim_out)

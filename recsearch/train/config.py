@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from recsearch.utils.config import Config, setting
 
 EMB_OPTIMIZERS = ("adagrad", "sgd", "adam")
+DENSE_OPTIMIZERS = ("adam", "adagrad", "sgd")
 # TorchRec sharding types with a fused (in-backward optimizer) kernel; which of them a device
 # offers is checked when the model is sharded (recsearch.dist.sharding)
 SHARDING_TYPES = ("table_wise", "column_wise", "table_column_wise", "row_wise", "table_row_wise")
@@ -23,7 +24,8 @@ class BaseConfig(Config):
         "adagrad", doc="embedding optimizer, fused and applied in backward", choices=EMB_OPTIMIZERS
     )
     emb_lr: float = setting(0.04, doc="embedding learning rate", gt=0)
-    dense_lr: float = setting(1e-3, doc="Adam learning rate of the dense parameters", gt=0)
+    dense_optimizer: str = setting("adam", doc="optimizer of the dense parameters", choices=DENSE_OPTIMIZERS)
+    dense_lr: float = setting(1e-3, doc="learning rate of the dense parameters", gt=0)
     warmup_steps: int = setting(100, doc="linear learning-rate warm-up steps (both optimizers)", ge=0)
     warmup_max_fraction: float = setting(
         0.25,

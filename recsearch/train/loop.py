@@ -53,6 +53,7 @@ class LoopHooks:
     """
 
     batches_per_step: int = 1
+    dynamic_graph: bool = False  # the model uses other dense parameters from step to step
 
     def optimizers(self, model: nn.Module) -> dict[str, KeyedOptimizer]:
         """Extra optimizers over parameters the model registers itself (e.g. its
@@ -87,6 +88,14 @@ class LoopResult:
     epochs: list[dict[str, Any]] = field(default_factory=list)  # per finished epoch: val metrics
     best_epoch: int | None = None
     stopped_early: bool = False
+
+
+def _dense_optimizer(params: Any, config: BaseConfig) -> torch.optim.Optimizer:
+    if config.dense_optimizer == "adagrad":  # eps as NASRec's released code: steadier first steps
+        return torch.optim.Adagrad(params, lr=config.dense_lr, eps=1e-2)
+    if config.dense_optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.dense_lr)
+    return torch.optim.Adam(params, lr=config.dense_lr)
 
 
 def evaluate(
@@ -189,7 +198,12 @@ class TrainLoop:
         self.desc, self.progress = desc, progress
         self.previous = self._previous_meta()  # before any work: a different run is refused at once
         self.dmp, self.plan = shard_model(
-            model, env, config.emb_optimizer, config.emb_lr, config.sharding_types
+            model,
+            env,
+            config.emb_optimizer,
+            config.emb_lr,
+            config.sharding_types,
+            dynamic_graph=self.hooks.dynamic_graph,
         )
         self.module: nn.Module = self.dmp.module  # the model inside DMP (sharded tables)
         self.extra = self.hooks.optimizers(self.module)
@@ -197,7 +211,7 @@ class TrainLoop:
         dense = {
             k: p for k, p in in_backward_optimizer_filter(self.dmp.named_parameters()) if id(p) not in owned
         }
-        self.dense_opt = KeyedOptimizerWrapper(dense, lambda ps: torch.optim.Adam(ps, lr=config.dense_lr))
+        self.dense_opt = KeyedOptimizerWrapper(dense, lambda ps: _dense_optimizer(ps, config))
         self.weight_opt = CombinedOptimizer([self.dmp.fused_optimizer, self.dense_opt])
         self.optimizer = (
             CombinedOptimizer([("weights", self.weight_opt), *self.extra.items()])
