@@ -2,6 +2,7 @@
 
     python tools/nasrec_results.py [--days 5] [--rows-per-day 300000] [--seed 0] [--preset small]
         [--movielens data/movielens100k] [--work runs/experiments] [key=value ...]
+    python tools/nasrec_results.py --norm-ablation SEARCH_DIR [--work runs/experiments]
 
 A thin front end over ``recsearch.search.nasrec.experiments.results``: days 0..N-3 are
 searched (validation day N-2) and trained on, day N-1 is held out; every stage goes through
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from recsearch.search.nasrec.experiments import results
+from recsearch.search.nasrec.experiments import norm_ablation, results
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,6 +24,16 @@ if __name__ == "__main__":
     p.add_argument("--preset", default="small")
     p.add_argument("--movielens", default="", help="folder of tools/fetch_movielens.sh (skipped if empty)")
     p.add_argument("--work", default="runs/experiments")
+    p.add_argument(
+        "--norm-ablation",
+        metavar="SEARCH_DIR",
+        default="",
+        help="instead: train the two best subnets of a finished search with and without the "
+        "per-block LayerNorm (space.standalone_norm), evaluated on the day after its validation day",
+    )
     p.add_argument("overrides", nargs="*", help="key=value settings of the search")
     a = p.parse_args()
-    print(results(a.work, a.days, a.rows_per_day, a.seed, a.preset, a.movielens, a.overrides))
+    if a.norm_ablation:
+        print(norm_ablation(a.work, a.norm_ablation))
+    else:
+        print(results(a.work, a.days, a.rows_per_day, a.seed, a.preset, a.movielens, a.overrides))

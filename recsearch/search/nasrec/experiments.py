@@ -115,3 +115,45 @@ def results(
             "",
         ]
     return "\n".join(text)
+
+
+def norm_ablation(
+    base: str, search: str, names: list[str] | None = None, train: list[str] | None = None
+) -> str:
+    """Subnets of a finished search (default: its two best) trained with and without
+    ``space.standalone_norm`` (the supernet's LayerNorm after each block's outputs), on the
+    search's train days, evaluated on the day after its validation day; returns the markdown."""
+    import json
+
+    from recsearch.search.nasrec.config import NASRecSpace
+    from recsearch.search.nasrec.space import decode
+    from recsearch.search.nasrec.to_arch import arch_from_genotype
+
+    exp = Experiment(base, "nasrec_norm_ablation")
+    record = json.loads(Path(f"{search}/search.json").read_text())
+    candidates = json.loads(Path(f"{search}/candidates.json").read_text())
+    space = NASRecSpace(**record["config"]["space"])
+    shards, days, eval_day = record["data"], format_days(record["train_days"]), record["val_day"] + 1
+    train = train or TRAIN
+    names = names or [t["name"] for t in record["findings"]["top_k"][:2]]
+    lines = [
+        f"Run `{exp.dir}` on the subnets of `{search}`: trained on days {days} ({' '.join(train)}), "
+        f"evaluated on day {eval_day}.",
+        "",
+        "| subnet | LayerNorm after each block | MFLOPs/example | AUC | logloss | NE |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name in names:
+        num_dense = candidates[name]["arch"]["meta"]["num_dense"]
+        for norm in (False, True):
+            tag = f"{name}_{'norm' if norm else 'plain'}"
+            arch = arch_from_genotype(
+                decode(candidates[name]["genotype"]), space, num_dense, name=tag, norm=norm
+            )
+            path = exp.write(f"{tag}.json", json.dumps(arch))
+            m = exp.train(["--arch", str(path)], shards, days, eval_day, tag, *train)
+            lines.append(
+                f"| {name} | {'yes' if norm else 'no'} | {m['flops'] / 1e6:.3f} | {m['auc']:.4f} | "
+                f"{m['logloss']:.5f} | {m['ne']:.4f} |"
+            )
+    return "\n".join(lines)
