@@ -18,9 +18,10 @@ from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from recsearch.models.builder import build_model
 from recsearch.profile.counts import interaction_flops
-from recsearch.search.distdnas.aggregate import aggregate
+from recsearch.search.distdnas.aggregate import aggregate, weight_entropy
 from recsearch.search.distdnas.config import DistDNASConfig, SpaceConfig
 from recsearch.search.distdnas.cost import ALL_OPS, fit_cost_table
+from recsearch.search.distdnas.job import job_seed, temperature_at
 from recsearch.search.distdnas.search import plan_jobs
 from recsearch.search.distdnas.space import DENSE_OPS, SPARSE_OPS, arch_from_choice
 from recsearch.search.distdnas.supernet import Supernet
@@ -90,6 +91,23 @@ def test_supernet_mixes_with_gumbel_softmax_and_reaches_every_op(block_norm: boo
     for name, p in net.embeddings.named_parameters():
         assert p.grad is None, name
     assert net.alpha.grad is not None and net.alpha.grad.abs().sum() > 0
+
+
+def test_job_seeds_differ_per_day_and_are_reproducible() -> None:
+    seeds = [job_seed(0, [d]) for d in range(22)]
+    assert len(set(seeds)) == 22 and seeds == [job_seed(0, [d]) for d in range(22)]
+    assert job_seed(1, [0]) != job_seed(0, [0]) and job_seed(0, [0, 1]) not in seeds
+    assert all(0 <= s < 2**31 for s in seeds)
+
+
+def test_temperature_schedule_and_weightweight_entropy() -> None:
+    annealed = DistDNASConfig(space=TINY, temperature=5.0, temperature_end=0.5)
+    assert temperature_at(annealed, 0, 11) == 5.0 and temperature_at(annealed, 10, 11) == pytest.approx(0.5)
+    assert temperature_at(annealed, 5, 11) == pytest.approx(5.0 * 0.1**0.5)  # geometric
+    assert temperature_at(DistDNASConfig(space=TINY, temperature=3.0), 7, 11) == 3.0
+    assert weight_entropy(np.array([[0.2] * 5, [1.0, 0, 0, 0, 0]])) == pytest.approx([1.0, 0.0], abs=1e-4)
+    with pytest.raises(ValueError, match="arch_warmup"):
+        DistDNASConfig(space=TINY, arch_warmup=1.0)
 
 
 def test_arch_from_choice_builds_the_supernet_wiring() -> None:
@@ -168,9 +186,14 @@ def test_config_sections_presets_and_errors(tmp_path: Path) -> None:
         plan_jobs("two-shot", [0])
 
 
-def _fake_search(out: Path, temperature: float, jobs: list[tuple[str, list[list[float]], list[list[float]]]]):
+def _fake_search(
+    out: Path,
+    temperature: float,
+    jobs: list[tuple[str, list[list[float]], list[list[float]]]],
+    average: str = "weights",
+):
     out.mkdir()
-    config = DistDNASConfig(space=TINY, temperature=temperature).to_dict()
+    config = DistDNASConfig(space=TINY, temperature=temperature, average=average).to_dict()
     write_json(str(out / "request.json"), {"method": "distdnas", "config": config, "train_days": [0, 1, 2]})
     write_json(
         str(out / "plan.json"),
@@ -185,7 +208,7 @@ def _fake_search(out: Path, temperature: float, jobs: list[tuple[str, list[list[
         )
 
 
-def test_aggregation_averages_logits_and_refuses_missing_days(tmp_path: Path) -> None:
+def test_aggregation_averages_weights_and_refuses_missing_days(tmp_path: Path) -> None:
     out = tmp_path / "s"
     a0 = [[1.0, 0, 0, 0, 0]] * 3
     a1 = [[0.0, 3, 0, 0, 0]] * 3
@@ -194,9 +217,17 @@ def test_aggregation_averages_logits_and_refuses_missing_days(tmp_path: Path) ->
         aggregate(str(out))
     agg = aggregate(str(out), allow_missing=True)
     assert agg["sources"] == ["day_0", "day_1"] and agg["missing"] == ["day_2"]
-    assert agg["alpha"][0] == pytest.approx([0.5, 1.5, 0, 0, 0])  # Eq. 6 as coded: the mean of logits
-    expected = torch.softmax(torch.tensor([0.5, 1.5, 0, 0, 0]) / 2.0, -1).tolist()  # softmax(alpha / lambda)
-    assert agg["dense_weights"][0] == pytest.approx(expected)
+    assert agg["alpha"][0] == pytest.approx([0.5, 1.5, 0, 0, 0])  # the mean logits, for reference
+    # Eq. 6: the mean of the days' weights softmax(alpha_t / lambda)
+    w0, w1 = (torch.softmax(torch.tensor(a[0]) / 2.0, -1) for a in (a0, a1))
+    assert agg["average"] == "weights" and agg["dense_weights"][0] == pytest.approx(((w0 + w1) / 2).tolist())
+    assert agg["sparse_weights"][0] == pytest.approx(((w0 + w1) / 2).tolist())
+    # average=logits: softmax of the mean logits
+    logits = tmp_path / "logits"
+    _fake_search(logits, 2.0, [("day_0", a0, a1), ("day_1", a1, a0)], average="logits")
+    by_logits = aggregate(str(logits), allow_missing=True)
+    expected = torch.softmax(torch.tensor([0.5, 1.5, 0, 0, 0]) / 2.0, -1).tolist()
+    assert by_logits["dense_weights"][0] == pytest.approx(expected)
     assert (out / "aggregate.png").stat().st_size > 1000
     # discretization keeps ops >= the threshold (and the strongest where none reaches it)
     assert choose(agg, 0.3)[0] == (["linear"], ["linear3d"])
@@ -225,7 +256,8 @@ def _prepare(shards: Path, out: Path, *overrides: str) -> None:
 @pytest.mark.integration
 def test_day_job_matches_the_golden_weights_and_resumes_after_a_kill(shards: Path, tmp_path: Path) -> None:
     prepared = tmp_path / "prepared"
-    _prepare(shards, prepared, "checkpoint_every=5")  # checkpoint_every does not change the numerics
+    # checkpoint_every does not change the numerics; day_seeds=false: the golden run's seeding
+    _prepare(shards, prepared, "checkpoint_every=5", "day_seeds=false")
     ref = tmp_path / "ref"
     shutil.copytree(prepared, ref)
     r = _job(ref, "day_0")
@@ -251,6 +283,23 @@ def test_day_job_matches_the_golden_weights_and_resumes_after_a_kill(shards: Pat
         np.testing.assert_allclose(got["alpha"], golden["alpha"], atol=1e-5)
         np.testing.assert_allclose(got["beta"], golden["beta"], atol=1e-5)
         assert len(got["history"]) == len(golden["history"]), point
+
+
+@pytest.mark.integration
+def test_day_job_warms_up_before_the_architecture_moves_and_anneals(shards: Path, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    _prepare(shards, out, "arch_warmup=0.5", "temperature_end=1", "log_every=2")
+    r = _job(out, "day_0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    w = json.loads((out / "day_0" / "weights.json").read_text())
+    assert w["steps"] == 23 and w["temperature"] == pytest.approx(1.0)
+    for h in w["history"]:  # alpha, beta stay 0 (uniform weights) for the first int(0.5 * 23) steps
+        uniform = np.allclose(h["dense_weights"], 0.2) and np.allclose(h["sparse_weights"], 0.2)
+        assert uniform == (h["step"] <= 11), h["step"]
+    temps = [h["temperature"] for h in w["history"]]
+    assert temps[0] == 5.0 and temps[-1] == pytest.approx(1.0)
+    assert all(a > b for a, b in zip(temps, temps[1:], strict=False))  # annealed at every record
+    assert w["heldout"] is not None and 0 < w["heldout"]["auc"] < 1
 
 
 @pytest.mark.integration
@@ -302,10 +351,13 @@ def test_distributed_search_outputs_discretize_and_export(
     search = searched("distdnas")
     agg = json.loads((search / "aggregate.json").read_text())
     assert agg["sources"] == ["day_0", "day_1"] and agg["workers"] == 2
+    seeds = set()
     for day in (0, 1):
         w = json.loads((search / f"day_{day}" / "weights.json").read_text())
         assert w["days"] == [day] and w["cost_gamma"] == 0.004 and w["steps"] == 23
-        assert w["val"]["day"] == 2
+        assert w["val"]["day"] == 2 and w["seed"] == job_seed(0, [day])
+        seeds.add(w["seed"])
+    assert len(seeds) == 2  # each day its own initialization, shuffle and Gumbel noise
     table = json.loads((search / "cost_table.json").read_text())
     assert table["ops"] == ALL_OPS and sum(table["weights"]) == pytest.approx(1.0)
     record = json.loads((search / "search.json").read_text())

@@ -18,8 +18,15 @@ def _softmax(x: np.ndarray, temperature: float) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
+def weight_entropy(weights: np.ndarray) -> list[float]:
+    """Per block, the entropy of the mixing weights / log(ops): 1 uniform, 0 a single op."""
+    w = np.clip(weights, 1e-12, 1.0)
+    return (-(w * np.log(w)).sum(-1) / np.log(w.shape[-1])).round(4).tolist()
+
+
 def aggregate(out: str, allow_missing: bool = False) -> dict[str, Any]:
-    """Average the jobs' architecture logits (Eq. 6) into ``aggregate.json`` (+ heatmap PNG)."""
+    """Average the jobs' architectures (Eq. 6) into ``aggregate.json`` (+ heatmap PNG): their
+    mixing weights (``average=weights``, the paper) or their logits (``average=logits``)."""
     plan = read_json(f"{out}/{PLAN}")
     request = read_json(f"{out}/request.json")
     present = [j for j in plan["jobs"] if job_done(f"{out}/{j['name']}")]
@@ -41,9 +48,16 @@ def aggregate(out: str, allow_missing: bool = False) -> dict[str, Any]:
                 f"{out}/{j['name']}/{WEIGHTS} is damaged; delete it and rerun to redo that job"
             ) from None
     config = request["config"]
-    temperature = float(config["temperature"])
+    # each job's final lambda (the same for all: one schedule); older jobs did not record it
+    temps = [float(w.get("temperature") or config["temperature"]) for w in weights]
+    temperature = temps[0]
     alpha = np.mean([w["alpha"] for w in weights], axis=0)
     beta = np.mean([w["beta"] for w in weights], axis=0)
+    if config.get("average", "logits") == "weights":  # Eq. 6: the mean of the days' weights
+        dense = np.mean([_softmax(np.array(w["alpha"]), t) for w, t in zip(weights, temps, strict=True)], 0)
+        sparse = np.mean([_softmax(np.array(w["beta"]), t) for w, t in zip(weights, temps, strict=True)], 0)
+    else:  # softmax of the mean logits
+        dense, sparse = _softmax(alpha, temperature), _softmax(beta, temperature)
     result = {
         "method": "distdnas",
         "mode": plan["mode"],
@@ -56,13 +70,17 @@ def aggregate(out: str, allow_missing: bool = False) -> dict[str, Any]:
         "sparse_ops": SPARSE_OPS,
         "alpha": alpha.tolist(),
         "beta": beta.tolist(),
-        "dense_weights": _softmax(alpha, temperature).tolist(),
-        "sparse_weights": _softmax(beta, temperature).tolist(),
+        "average": config.get("average", "logits"),
+        "dense_weights": dense.tolist(),
+        "sparse_weights": sparse.tolist(),
+        "entropy": {"dense": weight_entropy(dense), "sparse": weight_entropy(sparse)},
         "per_job": {
             j["name"]: {
                 "days": j["days"],
                 "dense_weights": w["dense_weights"],
                 "sparse_weights": w["sparse_weights"],
+                "seed": w.get("seed"),
+                "temperature": w.get("temperature"),
                 "heldout": w.get("heldout"),
                 "val": w.get("val"),
                 "steps": w.get("steps"),

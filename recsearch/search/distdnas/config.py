@@ -69,6 +69,20 @@ class DistDNASConfig(BaseConfig):
         "discretized weights are softmax(alpha / lambda): raise arch_lr with lambda",
         gt=0,
     )
+    temperature_end: float = setting(
+        0.0,
+        doc="anneal lambda geometrically from temperature to this over each job's steps, so the "
+        "mixing weights separate as the supernet learns; reported weights use the final lambda "
+        "(0: constant temperature)",
+        ge=0,
+    )
+    arch_warmup: float = setting(
+        0.0,
+        doc="fraction of each job's steps that train the supernet's weights with alpha, beta frozen "
+        "before architecture steps begin (DARTS-style warm-up; 0: from step 0; at most 0.9)",
+        ge=0,
+        le=0.9,
+    )
     arch_lr: float = setting(3e-3, doc="Adam learning rate of alpha and beta (betas 0.5, 0.999)", gt=0)
     cost_gamma: float = setting(0.004, doc="gamma of the cost regularizer (paper 0.004); 0: off", ge=0)
     cost_samples: int = setting(128, doc="architectures sampled to fit the cost model", ge=8)
@@ -82,6 +96,17 @@ class DistDNASConfig(BaseConfig):
     )
     stack: int = setting(1, doc="parallel copies of the discovered chain in arch.json (paper M = 2..4)", ge=1)
     allow_missing: bool = setting(False, doc="aggregate even if some jobs have no result")
+    average: str = setting(
+        "weights",
+        doc="Eq. 6: weights averages each job's mixing weights softmax(alpha_t / lambda) (the paper); "
+        "logits averages alpha_t, then softmax (recsearch before 2026-12-02)",
+        choices=("weights", "logits"),
+    )
+    day_seeds: bool = setting(
+        True,
+        doc="seed each job from (seed, its days): its own initialization, shuffling and Gumbel noise, "
+        "so averaging days cancels noise; false: every job uses seed itself (before 2026-12-02)",
+    )
     # the paper's batch; weight and architecture steps alternate on consecutive batches
     batch_size: int = setting(8192, doc="rows per step (paper 8192)", ge=1)
     checkpoint_every: int = setting(200, doc="weight steps between a job's checkpoints", ge=0)

@@ -4,19 +4,23 @@ Within the job's days (in order, rows shuffled within a day), each step of the s
 training loop draws two batches: a weight step on the first (tables by fused Adagrad
 in backward, the rest by Adam, linear warm-up), then an architecture step on the
 second, unseen batch of the same day: Adam on (alpha, beta) minimizing its logloss
-plus the cost regularizer. Embeddings are looked up without autograd in the
-architecture step, so the fused table optimizer does not fire on held-out batches.
-At the end the supernet is scored deterministically (noise-free weights) on the
-validation day. Writes ``OUT/weights.json`` (atomically, last: its presence means the
-job is done); the loop checkpoints to ``OUT/checkpoint/`` so a killed job resumes.
+plus the cost regularizer (after the first ``arch_warmup`` of the steps; the Gumbel
+temperature annealed to ``temperature_end`` if set). Embeddings are looked up without
+autograd in the architecture step, so the fused table optimizer does not fire on
+held-out batches. The job's second-half architecture batches and, at the end, the
+validation day score the supernet deterministically (noise-free weights
+softmax(alpha / lambda)). Writes ``OUT/weights.json`` (atomically, last: its presence
+means the job is done); the loop checkpoints to ``OUT/checkpoint/`` so a killed job resumes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from iopath.common.file_io import g_pathmgr
@@ -36,6 +40,20 @@ from recsearch.utils.fileio import read_json, write_json
 
 WEIGHTS = "weights.json"
 PLAN = "plan.json"
+
+
+def job_seed(seed: int, days: list[int]) -> int:
+    """The seed of the job over ``days`` in a run seeded ``seed`` (``day_seeds``): distinct per
+    job, so the days' initializations, shuffles and Gumbel noise differ and averaging cancels them."""
+    return int(np.random.SeedSequence([seed, *days]).generate_state(1)[0] % 2**31)
+
+
+def temperature_at(config: DistDNASConfig, step: int, total_steps: int) -> float:
+    """lambda at ``step``: constant, or annealed geometrically to ``temperature_end`` at the end."""
+    if not config.temperature_end:
+        return config.temperature
+    progress = min(step, total_steps - 1) / (total_steps - 1) if total_steps > 1 else 1.0
+    return float(config.temperature * (config.temperature_end / config.temperature) ** progress)
 
 
 def job_done(out: str) -> bool:
@@ -65,31 +83,39 @@ class BilevelHooks(LoopHooks):
 
     def before_step(self, loop: TrainLoop, step: int) -> None:
         torch.manual_seed(self.config.seed * 1_000_003 + step)  # Gumbel noise: same after a resume
+        supernet: Supernet = loop.module  # type: ignore[assignment]
+        supernet.temperature = temperature_at(self.config, step, loop.total_steps)
 
     def after_step(self, loop: TrainLoop, step: int, extra: list[Batch]) -> dict[str, Any]:
         b = extra[0]
-        loop.zero_grad()
-        logits = loop.dmp(b.dense_features, b.sparse_features, embedding_grad=False)
-        arch_loss = F.binary_cross_entropy_with_logits(logits, b.labels.float())
         supernet: Supernet = loop.module  # type: ignore[assignment]
-        if self.gamma:
-            w_dense, w_sparse = supernet.mixing_weights(sample=False)
-            cost = (w_dense * self.cost_dense).sum() + (w_sparse * self.cost_sparse).sum()
-            arch_loss = arch_loss + self.gamma * cost
-        arch_loss.backward()
-        self.arch_opt.step()
-        if step >= loop.total_steps // 2:  # held-out quality of the supernet: the job's second half
-            self.heldout.update(logits.detach(), b.labels)
+        logs: dict[str, Any] = {}
+        if step >= int(self.config.arch_warmup * loop.total_steps):  # else warm-up: alpha, beta wait
+            loop.zero_grad()
+            logits = loop.dmp(b.dense_features, b.sparse_features, embedding_grad=False)
+            arch_loss = F.binary_cross_entropy_with_logits(logits, b.labels.float())
+            if self.gamma:
+                w_dense, w_sparse = supernet.mixing_weights(sample=False)
+                cost = (w_dense * self.cost_dense).sum() + (w_sparse * self.cost_sparse).sum()
+                arch_loss = arch_loss + self.gamma * cost
+            arch_loss.backward()
+            self.arch_opt.step()
+            logs["arch_loss"] = arch_loss.detach()
+        if step >= loop.total_steps // 2:  # held-out quality of the supernet: the job's second half,
+            with torch.no_grad():  # with noise-free weights (Gumbel samples would confound it)
+                clean = loop.dmp(b.dense_features, b.sparse_features, embedding_grad=False, sample=False)
+            self.heldout.update(clean, b.labels)
         if step % self.config.log_every == 0 or step + 1 == loop.total_steps:
             state = supernet.arch_state()
             self.history.append(
                 {
                     "step": step + 1,
+                    "temperature": supernet.temperature,
                     "dense_weights": state["dense_weights"],
                     "sparse_weights": state["sparse_weights"],
                 }
             )
-        return {"arch_loss": arch_loss.detach()}
+        return logs
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -110,6 +136,8 @@ def run_job(
 ) -> dict[str, Any]:
     """Search over ``days``; returns (and writes to ``out/weights.json``) the learned weights."""
     env = env or init_distributed()
+    if config.day_seeds:
+        config = dataclasses.replace(config, seed=job_seed(config.seed, days))
     info = ShardInfo.load(data)
     info.check_days([*days, *([] if val_day is None else [val_day])])
     torch.manual_seed(config.seed)
@@ -141,19 +169,21 @@ def run_job(
     started = time.perf_counter()
     ran = loop.run(batches)
     elapsed = time.perf_counter() - started
+    supernet: Supernet = loop.module  # type: ignore[assignment]
+    supernet.temperature = temperature_at(config, loop.total_steps - 1, loop.total_steps)  # the final lambda
     val = None
     if val_day is not None:
         val_batches = ShardBatches(
             data, [val_day], config.eval_batch_size, env.rank, env.world_size, shuffle=False
         )
         val = {"day": val_day, **evaluate(loop.dmp, val_batches, env, f"validation day {val_day}")}
-    supernet: Supernet = loop.module  # type: ignore[assignment]
     result: dict[str, Any] = {
         "days": days,
         "dense_ops": DENSE_OPS,
         "sparse_ops": SPARSE_OPS,
         **supernet.arch_state(),
-        "temperature": config.temperature,
+        "temperature": supernet.temperature,
+        "seed": config.seed,
         "steps": ran.steps,
         "cost_gamma": hooks.gamma,
         # the architecture batches of the second half (after a resume: of this process's part)

@@ -141,6 +141,8 @@ def run(config: DistDNASConfig, data: SearchData, out: SearchOutput) -> SearchRe
         "sparse_ops": agg["sparse_ops"],
         "dense_weights": agg["dense_weights"],
         "sparse_weights": agg["sparse_weights"],
+        "average": agg["average"],
+        "entropy": agg["entropy"],
         "threshold": config.threshold,
         "stack": config.stack,
         "choice": spec["meta"]["choice"],
@@ -167,9 +169,14 @@ def _report(agg: dict[str, Any], spec: dict[str, Any], config: DistDNASConfig) -
     return "\n".join(
         [
             f"## Averaged architecture weights ({agg['mode']}, {len(agg['sources'])} job(s), "
-            f"softmax(alpha / {agg['temperature']:g}))",
+            f"mean of {agg['average']}, softmax(alpha / {agg['temperature']:g}))",
             "",
             format_weights(agg, markdown=True),
+            "",
+            "Entropy of each block's weights / log(ops) (1: uniform, 0: one op): dense "
+            + ", ".join(f"{e:.2f}" for e in agg["entropy"]["dense"])
+            + "; sparse "
+            + ", ".join(f"{e:.2f}" for e in agg["entropy"]["sparse"]),
             "",
             f"## Kept ops at threshold {config.threshold} (stack {config.stack})",
             "",

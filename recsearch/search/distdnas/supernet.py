@@ -130,16 +130,21 @@ class Supernet(nn.Module):
         return F.softmax(self.alpha / self.temperature, -1), F.softmax(self.beta / self.temperature, -1)
 
     def forward(
-        self, dense: torch.Tensor, sparse: KeyedJaggedTensor, embedding_grad: bool = True
+        self,
+        dense: torch.Tensor,
+        sparse: KeyedJaggedTensor,
+        embedding_grad: bool = True,
+        sample: bool | None = None,
     ) -> torch.Tensor:
         """Logits (B,). ``embedding_grad=False`` looks embeddings up without autograd, so a
-        backward pass (the architecture step) does not fire the fused embedding optimizer."""
+        backward pass (the architecture step) does not fire the fused embedding optimizer.
+        ``sample``: Gumbel-sampled mixing weights (default: in training mode) or noise-free."""
         if embedding_grad:
             emb = self.embeddings(sparse)
         else:
             with torch.no_grad():
                 emb = self.embeddings(sparse)
-        w_dense, w_sparse = self.mixing_weights(sample=self.training)
+        w_dense, w_sparse = self.mixing_weights(sample=self.training if sample is None else sample)
         prev2, prev1 = dense, dense
         sparse_x = emb
         for i, block in enumerate(self.blocks):
