@@ -194,3 +194,51 @@ def ablations(base: str, days: int = 6, rows_per_day: int = 100_000, seed: int =
         flops = f"{m['flops'] / 1e6:.3f}" if "flops" in m else ""
         lines.append(f"| {name} | {where} | {m['auc']:.4f} | {m['ne']:.4f} | {flops} |")
     return "\n".join(lines)
+
+
+# name: search overrides (on top of the small preset) of the separation check
+SEPARATION = {
+    "as is": [],
+    "arch warm-up 25%": ["arch_warmup=0.25"],
+    "lambda 5 -> 1": ["temperature_end=1"],
+    "warm-up + lambda 5 -> 1": ["arch_warmup=0.25", "temperature_end=1"],
+    "warm-up + lambda 5 -> 1, arch lr x4": ["arch_warmup=0.25", "temperature_end=1", "arch_lr=0.2"],
+}
+
+
+def separation(
+    base: str, days: int = 5, rows_per_day: int = 100_000, seed: int = 0, preset: str = "tiny"
+) -> str:
+    """How separated the averaged weights end (entropy per block) and how the found model does,
+    under the architecture warm-up, temperature annealing and a larger architecture step;
+    ``synth --preset PRESET`` (the quickstart's data by default), small search preset."""
+    exp = Experiment(base, "distdnas_separation")
+    train_days, val_day, eval_day = _days(days)
+    d = format_days(list(range(days)))
+    exp.recsearch("synth", "--out", f"{exp.dir}/raw", "--days", d, "--rows-per-day", str(rows_per_day),
+                  "--preset", preset, "--seed", str(seed))  # fmt: skip
+    exp.recsearch("preprocess", "--input", f"{exp.dir}/raw", "--out", f"{exp.dir}/shards")
+    shards, days_s = f"{exp.dir}/shards", format_days(train_days)
+    train = ["--preset", "small", f"seed={seed}"]
+    dlrm = exp.train(["--model", "dlrm"], shards, days_s, eval_day, "dlrm", *train)
+    lines = [
+        f"Run `{exp.dir}`: synth --preset {preset} --seed {seed}, {days} days x {rows_per_day:,} rows; "
+        f"search (small preset) on days {days_s}, validation day {val_day}; found models trained on "
+        f"days {days_s} (train preset small), evaluated on day {eval_day}. DLRM: NE {dlrm['ne']:.4f}.",
+        "",
+        "| search settings | entropy / log 5 per block (dense; sparse) | kept dense ops | MFLOPs | NE "
+        "| rel. NE |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for i, (name, extra) in enumerate(SEPARATION.items()):
+        r = exp.search("distdnas", shards, days_s, val_day, f"search_{i}", "--preset", "small",
+                       f"seed={seed}", *extra)  # fmt: skip
+        f = r["findings"]
+        m = exp.train(["--arch", f"{r['dir']}/arch.json"], shards, days_s, eval_day, f"found_{i}", *train)
+        ent = "; ".join(", ".join(f"{e:.2f}" for e in f["entropy"][k]) for k in ("dense", "sparse"))
+        kept = " / ".join("+".join(c[0]) for c in f["choice"])
+        lines.append(
+            f"| {name} ({' '.join(extra) or 'defaults'}) | {ent} | {kept} | {m['flops'] / 1e6:.3f} | "
+            f"{m['ne']:.4f} | {m['ne'] / dlrm['ne']:.4f} |"
+        )
+    return "\n".join(lines)
