@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from recsearch.experiments import Experiment, ExperimentError, zoo_results
+from recsearch.search.distdnas import quality
 from recsearch.search.distdnas.experiments import results
 
 
@@ -38,3 +39,26 @@ def test_zoo_and_distdnas_results_run_through_the_cli(tmp_path: Path) -> None:
     for row in ("| dlrm |", "| dcn_v2 |", "| distdnas (distributed K=2) |", "| distributed K=2 | 1 |"):
         assert row in md, row
     assert f"Run `{run}`" in md and (run / "commands.log").read_text().count("recsearch train") == 3
+
+
+@pytest.mark.integration
+def test_distdnas_random_baseline_runs_through_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(quality.PRESETS, "search", "tiny")
+    monkeypatch.setitem(quality.PRESETS, "train", "tiny")
+    md = quality.random_baseline(str(tmp_path), days=4, rows_per_day=3000, seeds=2, randoms=2)
+    run = next(tmp_path.glob("distdnas_random-*"))
+    for row in (
+        "| dlrm |",
+        "| dcn_v2 |",
+        "| found, seed 0 |",
+        "| found, seed 1 |",
+        "| random 0 |",
+        "| random 1 |",
+    ):
+        assert row in md, row
+    assert "margin (random mean − found mean)" in md and "- seed 1: " in md
+    # the random archs' interaction FLOPs are within 0.7-1.3x of the found ones' mean
+    log = (run / "commands.log").read_text()
+    assert log.count("recsearch search distdnas") == 2 and log.count("recsearch train") == 6

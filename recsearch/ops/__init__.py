@@ -78,8 +78,8 @@ def _sparse(s: Shapes) -> dict[str, int]:
 _REGISTRY: dict[str, OpSpec] = {
     spec.name: spec
     for spec in [
-        OpSpec("identity", "dense", DenseIdentity, _dense),
-        OpSpec("linear", "dense", DenseLinear, _dense),
+        OpSpec("identity", "dense", DenseIdentity, _dense, reads="dense"),
+        OpSpec("linear", "dense", DenseLinear, _dense, reads="dense"),
         OpSpec(
             "dot_product",
             "dense",
@@ -92,9 +92,9 @@ _REGISTRY: dict[str, OpSpec] = {
             },
             frozenset({"compress_fields"}),
         ),
-        OpSpec("crossnet", "dense", CrossNet, _dense, frozenset({"num_layers", "low_rank"})),
-        OpSpec("pin", "dense", PIN, _dense, frozenset({"num_layers"})),
-        OpSpec("sigmoid_gating", "dense", SigmoidGating, _dense),
+        OpSpec("crossnet", "dense", CrossNet, _dense, frozenset({"num_layers", "low_rank"}), reads="dense"),
+        OpSpec("pin", "dense", PIN, _dense, frozenset({"num_layers"}), reads="dense"),
+        OpSpec("sigmoid_gating", "dense", SigmoidGating, _dense, reads="dense"),
         OpSpec(
             "sum",
             "dense",
@@ -108,7 +108,7 @@ _REGISTRY: dict[str, OpSpec] = {
             lambda s: {"emb_dim": s.emb_dim, "dense_out": s.dense_out},
             frozenset({"reduce"}),
         ),
-        OpSpec("add", "dense", Add, _dense, frozenset({"parts", "layer_norm"})),
+        OpSpec("add", "dense", Add, _dense, frozenset({"parts", "layer_norm", "part_norm"})),
         OpSpec("pair_sum", "dense", PairSum, _dense, frozenset({"left_width"}), reads="dense"),
         OpSpec("pair_gating", "dense", PairGating, _dense, frozenset({"left_width"}), reads="dense"),
         OpSpec(
@@ -118,12 +118,14 @@ _REGISTRY: dict[str, OpSpec] = {
             lambda s: {"dense_in": s.dense_in, "fields_out": s.fields_out, "dim_out": s.dim_out},
             reads="dense",
         ),
-        OpSpec("identity3d", "sparse", SparseIdentity, _sparse),
-        OpSpec("add3d", "sparse", Add3D, _sparse, frozenset({"parts", "layer_norm"})),
-        OpSpec("linear3d", "sparse", SparseLinear, _sparse),
-        OpSpec("embed_fc", "sparse", EmbedFC, _sparse),
-        OpSpec("transformer", "sparse", Transformer, _sparse, frozenset({"num_heads", "ffn_dim"})),
-        OpSpec("pma", "sparse", PMA, _sparse, frozenset({"num_heads"})),
+        OpSpec("identity3d", "sparse", SparseIdentity, _sparse, reads="sparse"),
+        OpSpec("add3d", "sparse", Add3D, _sparse, frozenset({"parts", "layer_norm", "part_norm"})),
+        OpSpec("linear3d", "sparse", SparseLinear, _sparse, reads="sparse"),
+        OpSpec("embed_fc", "sparse", EmbedFC, _sparse, reads="sparse"),
+        OpSpec(
+            "transformer", "sparse", Transformer, _sparse, frozenset({"num_heads", "ffn_dim"}), reads="sparse"
+        ),
+        OpSpec("pma", "sparse", PMA, _sparse, frozenset({"num_heads"}), reads="sparse"),
         OpSpec("cin", "sparse", CIN, _sparse, frozenset({"layer_sizes"})),
     ]
 }

@@ -229,6 +229,8 @@ class Add(nn.Module):
         dense_out: width of the output (the part width is projected to it).
         parts: number of equal parts.
         layer_norm: layer-normalize the sum.
+        part_norm: normalize each part (layer norm without affine) before summing, as a
+            DistDNAS supernet with ``op_norm`` normalizes each op's output before mixing.
 
     Example:
         >>> add = Add(dense_in=6, dense_out=3, parts=2)
@@ -236,16 +238,27 @@ class Add(nn.Module):
         tensor([[11., 22., 33.]])
     """
 
-    def __init__(self, *, dense_in: int, dense_out: int, parts: int = 1, layer_norm: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        dense_in: int,
+        dense_out: int,
+        parts: int = 1,
+        layer_norm: bool = False,
+        part_norm: bool = False,
+    ) -> None:
         super().__init__()
         if parts < 1 or dense_in % parts:
             raise ValueError(f"add: dense input width {dense_in} does not split into {parts} equal parts")
         self.parts = parts
-        self.proj = _proj(dense_in // parts, dense_out)
+        width = dense_in // parts
+        self.part_norm = nn.LayerNorm(width, elementwise_affine=False) if part_norm else nn.Identity()
+        self.proj = _proj(width, dense_out)
         self.norm = nn.LayerNorm(dense_out) if layer_norm else nn.Identity()
 
     def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.proj(dense.view(dense.shape[0], self.parts, -1).sum(dim=1)))
+        parts_BPW = self.part_norm(dense.view(dense.shape[0], self.parts, -1))
+        return self.norm(self.proj(parts_BPW.sum(dim=1)))
 
 
 class FM(nn.Module):

@@ -58,6 +58,8 @@ class Add3D(nn.Module):
         dim_out: E_out.
         parts: number of equal groups of fields.
         layer_norm: layer-normalize each field of the sum.
+        part_norm: normalize each field of each part (layer norm without affine) before
+            summing, as ``Add``'s ``part_norm``.
 
     Example:
         >>> add3d = Add3D(num_fields=4, emb_dim=3, fields_out=2, dim_out=3, parts=2)
@@ -75,6 +77,7 @@ class Add3D(nn.Module):
         dim_out: int,
         parts: int = 1,
         layer_norm: bool = False,
+        part_norm: bool = False,
     ) -> None:
         super().__init__()
         if parts < 1 or num_fields % parts:
@@ -84,10 +87,12 @@ class Add3D(nn.Module):
             num_fields=num_fields // parts, emb_dim=emb_dim, fields_out=fields_out, dim_out=dim_out
         )
         self.norm = nn.LayerNorm(dim_out) if layer_norm else nn.Identity()
+        self.part_norm = nn.LayerNorm(emb_dim, elementwise_affine=False) if part_norm else nn.Identity()
 
     def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
         b, n, e = sparse.shape
-        return self.norm(self.out(dense, sparse.view(b, self.parts, n // self.parts, e).sum(dim=1)))
+        parts_BPNE = self.part_norm(sparse.view(b, self.parts, n // self.parts, e))
+        return self.norm(self.out(dense, parts_BPNE.sum(dim=1)))
 
 
 class SparseLinear(nn.Module):

@@ -20,10 +20,10 @@ from recsearch.models.builder import build_model
 from recsearch.profile.counts import interaction_flops
 from recsearch.search.distdnas.aggregate import aggregate, weight_entropy
 from recsearch.search.distdnas.config import DistDNASConfig, SpaceConfig
-from recsearch.search.distdnas.cost import ALL_OPS, fit_cost_table
+from recsearch.search.distdnas.cost import ALL_OPS, cost_weights, fit_cost_table
 from recsearch.search.distdnas.job import job_seed, temperature_at
 from recsearch.search.distdnas.search import plan_jobs
-from recsearch.search.distdnas.space import DENSE_OPS, SPARSE_OPS, arch_from_choice
+from recsearch.search.distdnas.space import DENSE_OPS, SPARSE_OPS, arch_from_choice, op_args
 from recsearch.search.distdnas.supernet import Supernet
 from recsearch.search.distdnas.to_arch import choose, discretize
 from recsearch.utils.config import load_config
@@ -113,7 +113,8 @@ def test_temperature_schedule_and_weightweight_entropy() -> None:
 def test_arch_from_choice_builds_the_supernet_wiring() -> None:
     plain = dataclasses.replace(TINY, block_norm=False)
     one = [(["crossnet"], ["pma"])] * 3
-    spec = arch_from_choice(one, plain)
+    # before 2026-12-02 (shared_merger=false): every op reads both inputs, with its own merger
+    spec = arch_from_choice(one, dataclasses.replace(plain, shared_merger=False))
     assert [b["name"] for b in spec["blocks"]] == [
         f"b{i}_{op}" for i in (1, 2, 3) for op in ("crossnet", "pma")
     ]
@@ -121,6 +122,33 @@ def test_arch_from_choice_builds_the_supernet_wiring() -> None:
     assert b2["dense"] == ["b1_crossnet", "input.dense", "b1_pma"]
     assert b2["sparse"] == ["b1_pma", "b1_crossnet", "input.dense"]
     assert spec["head"]["inputs"] == ["b3_crossnet", "b3_pma"]
+    # shared_merger: one dense-to-field merger per dense input and block, as the supernet's
+    # to_field; CrossNet reads only the dense input, PMA only the sparse one
+    spec = arch_from_choice(one, plain)
+    by_name = {b["name"]: b for b in spec["blocks"]}
+    assert list(by_name)[:7] == ["b1_to_field0", "b1_crossnet", "b1_pma"] + [
+        "b2_to_field0",
+        "b2_to_field1",
+        "b2_crossnet",
+        "b2_pma",
+    ]
+    assert by_name["b2_crossnet"]["dense"] == ["b1_crossnet", "input.dense", "b1_pma"]
+    assert by_name["b2_crossnet"]["sparse"] == [] and by_name["b2_pma"]["dense"] == []
+    assert by_name["b2_pma"]["sparse"] == ["b1_pma", "b2_to_field0", "b2_to_field1"]
+    assert by_name["b2_to_field1"] == {
+        "name": "b2_to_field1",
+        "op": "dense_to_fields",
+        "dense": ["input.dense"],
+        "sparse": [],
+        "fields_out": 1,
+        "dim_out": TINY.emb_dim,
+        "args": {},
+    }
+    fewer = build_model(spec, NAMES, [10] * 5, 3).interaction
+    more = build_model(
+        arch_from_choice(one, dataclasses.replace(plain, shared_merger=False)), NAMES, [10] * 5, 3
+    )
+    assert sum(p.numel() for p in fewer.parameters()) < sum(p.numel() for p in more.interaction.parameters())
     # several kept ops of a kind are summed by an add / add3d block, so widths match the supernet
     spec = arch_from_choice([(DENSE_OPS, SPARSE_OPS)] * 3, plain, stack=2)
     names = [b["name"] for b in spec["blocks"]]
@@ -140,6 +168,52 @@ def test_arch_from_choice_builds_the_supernet_wiring() -> None:
     assert merges["b1_dense"] == {"parts": 1, "layer_norm": True} and merges["b2_dense"]["parts"] == 2
     assert len(merges) == 6 and spec["head"]["inputs"] == ["b3_dense", "b3_sparse"]
     assert build_model(spec, NAMES, [10] * 5, 3)(dense, kjt).shape == (16,)
+
+
+def test_space_options_reach_the_supernet_and_the_discrete_arch() -> None:
+    # block 1 reads the raw features: first_crossnet_layers there makes DCN-v2's cross stack
+    space = dataclasses.replace(TINY, first_crossnet_layers=7, op_norm=True)
+    assert op_args("crossnet", space, 1) == {"num_layers": 7} == op_args("pin", space, 1)
+    assert op_args("crossnet", space, 2) == {"num_layers": 1} == op_args("pin", space, 3)
+    assert op_args("pin", dataclasses.replace(space, pin_layers=2), 2) == {"num_layers": 2}
+    net = Supernet(space=space, feature_names=NAMES, num_embeddings=[10] * 5, num_dense=3)
+    assert len(net.blocks[0].dense_ops[DENSE_OPS.index("crossnet")].layers) == 7
+    assert len(net.blocks[1].dense_ops[DENSE_OPS.index("crossnet")].layers) == 1
+    # op_norm: each op's output is normalized before mixing, so scaling an op's output
+    # weights does not change the block's output
+    block, dense, kjt = net.blocks[0], *batch()
+    x_dense, emb = [dense], net.embeddings(kjt)
+    w = torch.full((5,), 0.2)
+    before = block(x_dense, emb, w, w)
+    with torch.no_grad():
+        for p in block.dense_ops[DENSE_OPS.index("identity")].proj.parameters():
+            p.mul_(50.0)  # the op's output x50
+    after = block(x_dense, emb, w, w)
+    torch.testing.assert_close(before[0], after[0], atol=2e-3, rtol=1e-3)  # up to LayerNorm eps
+    # the discrete arch normalizes each kept op's output before summing, also a lone op
+    spec = arch_from_choice(
+        [(["crossnet"], ["pma"]), (["linear", "pin"], ["pma"]), (["crossnet"], ["pma"])], space
+    )
+    merges = {b["name"]: b["args"] for b in spec["blocks"] if b["op"] in ("add", "add3d")}
+    assert merges["b1_dense"] == {"parts": 1, "layer_norm": True, "part_norm": True}
+    by_name = {b["name"]: b for b in spec["blocks"]}
+    assert by_name["b1_crossnet"]["args"] == {"num_layers": 7} and by_name["b3_crossnet"]["args"] == {
+        "num_layers": 1
+    }
+    assert build_model(spec, NAMES, [10] * 5, 3)(dense, kjt).shape == (16,)
+
+
+def test_cost_weights_by_block_give_block_one_its_own() -> None:
+    table = fit_cost_table(TINY, 3, 5, samples=48, progress=False, by_block=True)
+    assert table["groups"] == ["block 1", "blocks 2+"] and len(table["weights"]) == 2 * len(ALL_OPS)
+    s_dense, s_sparse = cost_weights(table, TINY.num_blocks)
+    w = np.concatenate([np.array(s_dense), np.array(s_sparse)], axis=1)
+    assert w.shape == (3, 10) and w.sum() == pytest.approx(3.0) and w.min() >= 0
+    np.testing.assert_allclose(w[1], w[2])  # blocks 2..N share their weights
+    assert not np.allclose(w[0], w[1])
+    shared = fit_cost_table(TINY, 3, 5, samples=48, progress=False)
+    d, s_ = cost_weights(shared, 3)
+    np.testing.assert_allclose(np.concatenate([d, s_], axis=1).sum(axis=1), 1.0)  # the paper's scale
 
 
 @pytest.mark.parametrize("metric", ["flops", "latency"])
@@ -256,8 +330,11 @@ def _prepare(shards: Path, out: Path, *overrides: str) -> None:
 @pytest.mark.integration
 def test_day_job_matches_the_golden_weights_and_resumes_after_a_kill(shards: Path, tmp_path: Path) -> None:
     prepared = tmp_path / "prepared"
-    # checkpoint_every does not change the numerics; day_seeds=false: the golden run's seeding
-    _prepare(shards, prepared, "checkpoint_every=5", "day_seeds=false")
+    # checkpoint_every does not change the numerics; day_seeds=false, PIN's 2 layers, a merger
+    # per op (the cost model's FLOPs) and one cost weight per op for every block: the golden
+    # run's settings (before 2026-12-02)
+    old = ["day_seeds=false", "space.pin_layers=2", "space.shared_merger=false", "cost_by_block=false"]
+    _prepare(shards, prepared, "checkpoint_every=5", *old)
     ref = tmp_path / "ref"
     shutil.copytree(prepared, ref)
     r = _job(ref, "day_0")

@@ -31,7 +31,34 @@ class SpaceConfig(Config):
         "1's 27 fields to 16 cost a fixed DotProduct+Linear chain 0.015 NE without block_norm",
         ge=0,
     )
-    crossnet_layers: int = setting(1, doc="cross layers of the CrossNet op", ge=1)
+    crossnet_layers: int = setting(
+        1, doc="cross layers of the CrossNet op (and of PIN, see pin_layers)", ge=1
+    )
+    first_crossnet_layers: int = setting(
+        0,
+        doc="cross layers of block 1's CrossNet and PIN, whose input is the raw features x0 (dense "
+        "features and every embedding): 7 is DCN-v2's anchored cross stack, so the space holds "
+        "DCN-v2 (block 1 CrossNet, Linear blocks after it); 0: crossnet_layers",
+        ge=0,
+    )
+    pin_layers: int = setting(
+        0,
+        doc="layers of the PIN op; 0: as many as CrossNet's in the same block, so the two gated "
+        "dense ops compete at equal depth (before 2026-12-02 PIN had 2 layers, CrossNet 1)",
+        ge=0,
+    )
+    op_norm: bool = setting(
+        False,
+        doc="normalize each op's output (layer norm without affine; per field for sparse ops) "
+        "before mixing, and each kept op's output before summing in a discrete architecture, so "
+        "an op's architecture gradient does not scale with its output's magnitude",
+    )
+    shared_merger: bool = setting(
+        True,
+        doc="a discrete architecture maps each dense input of a block to one sparse field once per "
+        "block (as the supernet does) and only for ops that read the sparse input; false: every "
+        "kept op gets its own dense-to-sparse merger (before 2026-12-02)",
+    )
     block_norm: bool = setting(
         True,
         doc="layer-normalize each block's dense output and each field of its sparse output (after "
@@ -91,6 +118,12 @@ class DistDNASConfig(BaseConfig):
         doc="cost of a sampled architecture: counted FLOPs or measured latency on this machine",
         choices=("flops", "latency"),
     )
+    cost_by_block: bool = setting(
+        True,
+        doc="block 1's ops get cost weights of their own (it reads the raw features; the paper's "
+        "Sec. III-C: costs unique in block 1, identical in the others); false: one weight per op "
+        "for every block (before 2026-12-02)",
+    )
     threshold: float = setting(
         0.2, doc="discretization: keep ops with averaged weight >= this (paper 0.2 = 1/|ops|)", gt=0, le=1
     )
@@ -110,4 +143,11 @@ class DistDNASConfig(BaseConfig):
     # the paper's batch; weight and architecture steps alternate on consecutive batches
     batch_size: int = setting(8192, doc="rows per step (paper 8192)", ge=1)
     checkpoint_every: int = setting(200, doc="weight steps between a job's checkpoints", ge=0)
+    eval_batch_size: int = setting(
+        2048,
+        doc="rows per validation batch: the supernet runs every op at once, so its activations at "
+        "16,384 rows were the largest part of a job's memory (peak 1.13 GiB vs 0.63 GiB at 2,048 "
+        "on a 100k-row day, tools/bench_search_memory.py); the peak does not grow with the day",
+        ge=1,
+    )
     log_every: int = setting(10, doc="weight steps between recorded mixing weights", ge=1)

@@ -68,7 +68,8 @@ class BilevelHooks(LoopHooks):
     def __init__(self, config: DistDNASConfig, cost_table: dict[str, Any] | None) -> None:
         self.config = config
         self.gamma = config.cost_gamma if cost_table is not None else 0.0
-        s_dense, s_sparse = cost_weights(cost_table) if cost_table is not None else ([0.0] * 5, [0.0] * 5)
+        n = config.space.num_blocks
+        s_dense, s_sparse = cost_weights(cost_table, n) if cost_table is not None else ([[0.0] * 5] * n,) * 2
         self.cost_dense, self.cost_sparse = torch.tensor(s_dense), torch.tensor(s_sparse)
         self.heldout = CTRMetrics()
         self.history: list[dict[str, Any]] = []

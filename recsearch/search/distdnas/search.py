@@ -76,6 +76,7 @@ def prepare(config: DistDNASConfig, data: SearchData, out: SearchOutput) -> dict
                 config.cost_metric,
                 config.seed,
                 out.launch.progress,
+                config.cost_by_block,
             )
             write_json(cost_path, table)
             plot_cost_table(table, out.path("cost_table.png"))
@@ -146,7 +147,9 @@ def run(config: DistDNASConfig, data: SearchData, out: SearchOutput) -> SearchRe
         "threshold": config.threshold,
         "stack": config.stack,
         "choice": spec["meta"]["choice"],
-        "cost_weights": dict(zip(cost["ops"], cost["weights"], strict=True)) if cost else None,
+        "cost_weights": dict(zip(cost.get("features", cost["ops"]), cost["weights"], strict=True))
+        if cost
+        else None,
         "cost_forest_r2": cost["forest_r2"] if cost else None,
         "search_seconds": ran.seconds,
         "threads_per_job": ran.threads,

@@ -12,7 +12,10 @@ A discrete architecture keeps, per block, a non-empty subset of the dense ops an
 the sparse ops; each kept op becomes one block of the architecture JSON, and where a
 choice block keeps several ops of a kind an ``add`` (``add3d``) block sums their
 outputs, as the supernet does (weights dropped), so widths match the supernet's; with
-``block_norm`` it also layer-normalizes them, as the supernet does after mixing.
+``block_norm`` it also layer-normalizes them, as the supernet does after mixing, and with
+``op_norm`` it normalizes each op's output first. With ``shared_merger`` each block maps
+each dense input to a sparse field once (``dense_to_fields`` blocks, as the supernet's
+one merger per block) and ops get only the inputs they read.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from recsearch.models.arch import INPUT_DENSE, INPUT_SPARSE, SCHEMA_VERSION, validate
+from recsearch.ops import op_spec
 from recsearch.search.distdnas.config import SpaceConfig
 
 DENSE_OPS = ["identity", "linear", "dot_product", "crossnet", "pin"]
@@ -41,12 +45,18 @@ OP_LABELS = {
 }
 
 
-def op_args(op: str, space: SpaceConfig) -> dict[str, Any]:
-    """Op-specific arguments used in this space (the supernet and discrete archs alike)."""
+def op_args(op: str, space: SpaceConfig, block: int = 2) -> dict[str, Any]:
+    """Op-specific arguments of ``op`` in choice block ``block`` (1..N) of this space (the
+    supernet and discrete archs alike)."""
     if op == "dot_product" and space.dot_compress_fields:
         return {"compress_fields": space.dot_compress_fields}
+    cross = (
+        space.first_crossnet_layers if block == 1 and space.first_crossnet_layers else space.crossnet_layers
+    )
     if op == "crossnet":
-        return {"num_layers": space.crossnet_layers}
+        return {"num_layers": cross}
+    if op == "pin":
+        return {"num_layers": space.pin_layers or cross}
     return {}
 
 
@@ -81,7 +91,17 @@ def arch_from_choice(
                 raise ValueError(f"block {i} keeps no dense or no sparse op; each block needs both")
             dense_in = dense_outs[i - 1] + (dense_outs[i - 2] if i >= 2 else [])
             refs_dense = dense_in + sparse_outs[i - 1]  # sparse refs flatten: sparse-to-dense merger
-            refs_sparse = sparse_outs[i - 1] + dense_in  # dense refs -> one field each
+            refs_sparse = sparse_outs[i - 1] + dense_in  # dense refs -> one field each, per op
+            if space.shared_merger:  # one dense-to-sparse merger per dense input (every sparse op reads it)
+                mergers = []
+                if any(op_spec(op).reads != "dense" for op in [*dense_ops, *sparse_ops]):
+                    for j, ref in enumerate(dense_in):
+                        mergers.append(f"{prefix}b{i}_to_field{j}")
+                        blocks.append(
+                            {"name": mergers[-1], "op": "dense_to_fields", "dense": [ref], "sparse": []}
+                            | {"fields_out": 1, "dim_out": space.emb_dim, "args": {}}
+                        )
+                refs_sparse = sparse_outs[i - 1] + mergers
             kept = []  # per kind: the names of this block's outputs
             for kind, ops, allowed, out, merge in (
                 ("dense", dense_ops, DENSE_OPS, {"dense_out": space.dense_dim}, "add"),
@@ -98,14 +118,18 @@ def arch_from_choice(
                     if op not in allowed:
                         raise ValueError(f"block {i}: {op!r} is not a {kind} op of this space {allowed}")
                     names.append(prefix + _block_name(i, op))
+                    reads = op_spec(op).reads if space.shared_merger else "both"
                     blocks.append(
-                        {"name": names[-1], "op": op, "dense": refs_dense, "sparse": refs_sparse, **out}
-                        | {"args": op_args(op, space)}
+                        {"name": names[-1], "op": op, **out, "args": op_args(op, space, i)}
+                        | {"dense": refs_dense if reads != "sparse" else []}
+                        | {"sparse": refs_sparse if reads != "dense" else []}
                     )
-                if len(names) > 1 or space.block_norm:  # summed (and normalized), as in the supernet
+                if len(names) > 1 or space.block_norm or space.op_norm:  # as the supernet mixes
                     args: dict[str, Any] = {"parts": len(names)}
                     if space.block_norm:
                         args["layer_norm"] = True
+                    if space.op_norm:
+                        args["part_norm"] = True
                     blocks.append(
                         {"name": f"{prefix}b{i}_{kind}", "op": merge, kind: names, **out, "args": args}
                     )

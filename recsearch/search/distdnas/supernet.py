@@ -32,7 +32,9 @@ class ChoiceBlock(nn.Module):
         space: the search space.
     """
 
-    def __init__(self, *, dense_widths: list[int], sparse_fields: int, space: SpaceConfig) -> None:
+    def __init__(
+        self, *, dense_widths: list[int], sparse_fields: int, space: SpaceConfig, index: int = 2
+    ) -> None:
         super().__init__()
         e = space.emb_dim
         self.to_field = nn.ModuleList([nn.Linear(w, e) for w in dense_widths])
@@ -40,10 +42,17 @@ class ChoiceBlock(nn.Module):
         fields_in = sparse_fields + len(dense_widths)
         dense_shapes = Shapes(dense_in, fields_in, e, dense_out=space.dense_dim)
         sparse_shapes = Shapes(dense_in, fields_in, e, fields_out=space.sparse_fields, dim_out=e)
-        self.dense_ops = nn.ModuleList([create_op(op, dense_shapes, op_args(op, space)) for op in DENSE_OPS])
-        self.sparse_ops = nn.ModuleList(
-            [create_op(op, sparse_shapes, op_args(op, space)) for op in SPARSE_OPS]
+        self.dense_ops = nn.ModuleList(
+            [create_op(op, dense_shapes, op_args(op, space, index)) for op in DENSE_OPS]
         )
+        self.sparse_ops = nn.ModuleList(
+            [create_op(op, sparse_shapes, op_args(op, space, index)) for op in SPARSE_OPS]
+        )
+        # op_norm: each op's output on one scale before mixing (no affine: the mixing weight is its scale)
+        self.dense_op_norm = (
+            nn.LayerNorm(space.dense_dim, elementwise_affine=False) if space.op_norm else nn.Identity()
+        )
+        self.sparse_op_norm = nn.LayerNorm(e, elementwise_affine=False) if space.op_norm else nn.Identity()
         self.dense_norm = nn.LayerNorm(space.dense_dim) if space.block_norm else nn.Identity()
         self.sparse_norm = nn.LayerNorm(e) if space.block_norm else nn.Identity()
 
@@ -54,8 +63,12 @@ class ChoiceBlock(nn.Module):
         x_sparse = torch.cat(
             [sparse, *[m(d).unsqueeze(1) for m, d in zip(self.to_field, dense, strict=True)]], 1
         )
-        out_dense = sum(w_dense[j] * op(x_dense, x_sparse) for j, op in enumerate(self.dense_ops))
-        out_sparse = sum(w_sparse[j] * op(x_dense, x_sparse) for j, op in enumerate(self.sparse_ops))
+        out_dense = sum(
+            w_dense[j] * self.dense_op_norm(op(x_dense, x_sparse)) for j, op in enumerate(self.dense_ops)
+        )
+        out_sparse = sum(
+            w_sparse[j] * self.sparse_op_norm(op(x_dense, x_sparse)) for j, op in enumerate(self.sparse_ops)
+        )
         return self.dense_norm(out_dense), self.sparse_norm(out_sparse)
 
 
@@ -106,7 +119,7 @@ class Supernet(nn.Module):
         for i in range(1, space.num_blocks + 1):
             # dense inputs: the outputs of blocks i-1 and i-2 (block 0 = the dense features)
             widths = [num_dense] if i == 1 else [space.dense_dim, space.dense_dim if i > 2 else num_dense]
-            blocks.append(ChoiceBlock(dense_widths=widths, sparse_fields=fields, space=space))
+            blocks.append(ChoiceBlock(dense_widths=widths, sparse_fields=fields, space=space, index=i))
             fields = space.sparse_fields
         self.blocks = nn.ModuleList(blocks)
         hidden, width = mlp(space.dense_dim + space.sparse_fields * e, list(space.head_hidden))
