@@ -31,8 +31,8 @@ if __name__ == "__main__":
         nargs="*",
         help="separation: only these rows (quality.SEPARATION); upper-bounds: rows naming these",
     )
-    p.add_argument("--total-rows", type=int, default=300_000, help="rows-per-day: search rows in all")
-    p.add_argument("--per-day", type=int, nargs="+", default=[50_000, 150_000], help="rows-per-day: R values")
+    p.add_argument("--total-rows", type=int, default=200_000, help="rows-per-day: search rows in all")
+    p.add_argument("--per-day", type=int, nargs="+", default=[50_000, 100_000], help="rows-per-day: R values")
     p.add_argument(
         "overrides", nargs="*", help="random, rows-per-day: search overrides (on the small preset)"
     )

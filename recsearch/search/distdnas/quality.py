@@ -74,18 +74,24 @@ def _entropy(findings: dict[str, Any]) -> str:
 
 
 def _kept(choice: list[list[list[str]]]) -> str:
-    return " / ".join("+".join(d) + " | " + "+".join(s) for d, s in choice)
+    """Kept ops per block: dense ops · sparse ops, blocks separated by " / "."""
+    return " / ".join("+".join(d) + " · " + "+".join(s) for d, s in choice)
 
 
-# name: search overrides (on top of the small preset, which anneals lambda 5 -> 1) of the
+# name: search overrides (on top of the small preset: lambda 5 -> 1, 2 epochs) of the
 # separation check
 SEPARATION = {
-    "constant lambda 5 (the paper)": ["temperature_end=0"],
-    "arch warm-up 25%": ["temperature_end=0", "arch_warmup=0.25"],
-    "lambda 5 -> 1": ["temperature_end=1"],
-    "warm-up + lambda 5 -> 1": ["arch_warmup=0.25", "temperature_end=1"],
-    "warm-up + lambda 5 -> 1, arch lr x4": ["arch_warmup=0.25", "temperature_end=1", "arch_lr=0.2"],
-    "op_norm": ["temperature_end=0", "space.op_norm=true"],
+    "constant lambda 5 (the paper)": ["temperature_end=0", "epochs=1"],
+    "arch warm-up 25%": ["temperature_end=0", "epochs=1", "arch_warmup=0.25"],
+    "lambda 5 -> 1": ["temperature_end=1", "epochs=1"],
+    "warm-up + lambda 5 -> 1": ["arch_warmup=0.25", "temperature_end=1", "epochs=1"],
+    "warm-up + lambda 5 -> 1, arch lr x4": [
+        "arch_warmup=0.25",
+        "temperature_end=1",
+        "arch_lr=0.2",
+        "epochs=1",
+    ],
+    "op_norm": ["temperature_end=0", "epochs=1", "space.op_norm=true"],
     "lambda 5 -> 1, 2 epochs per day": ["temperature_end=1", "epochs=2"],
 }
 
@@ -278,8 +284,8 @@ def random_baseline(
 
 def rows_per_day(
     base: str,
-    total_rows: int = 300_000,
-    per_day: tuple[int, ...] = (50_000, 150_000),
+    total_rows: int = 200_000,
+    per_day: tuple[int, ...] = (50_000, 100_000),
     seed: int = 0,
     preset: str = "tiny",
     extra: list[str] | None = None,
