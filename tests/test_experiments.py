@@ -52,6 +52,7 @@ def test_distdnas_random_baseline_runs_through_the_cli(
     for row in (
         "| dlrm |",
         "| dcn_v2 |",
+        "| deepfm |",
         "| found, seed 0 |",
         "| found, seed 1 |",
         "| random 0 |",
@@ -61,4 +62,4 @@ def test_distdnas_random_baseline_runs_through_the_cli(
     assert "margin (random mean − found mean)" in md and "- seed 1: " in md
     # the random archs' interaction FLOPs are within 0.7-1.3x of the found ones' mean
     log = (run / "commands.log").read_text()
-    assert log.count("recsearch search distdnas") == 2 and log.count("recsearch train") == 6
+    assert log.count("recsearch search distdnas") == 2 and log.count("recsearch train") == 7

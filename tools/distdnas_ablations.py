@@ -1,4 +1,4 @@
-"""DistDNAS design checks behind three defaults: temperature, block_norm, dot_compress_fields.
+"""DistDNAS design checks behind two defaults: block_norm and dot_compress_fields.
 
     python tools/distdnas_ablations.py [--days 6] [--rows-per-day 100000] [--work runs/experiments]
 

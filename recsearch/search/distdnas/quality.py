@@ -17,9 +17,11 @@ import numpy as np
 
 from recsearch.data.criteo import format_days
 from recsearch.experiments import Experiment, metrics_table
+from recsearch.utils.fileio import read_json
 
 # the search and train presets of every check (tests run the checks with "tiny")
 PRESETS = {"search": "small", "train": "small"}
+BASELINES = ("dlrm", "dcn_v2", "deepfm")
 
 
 def _days(n: int) -> tuple[list[int], int, int]:
@@ -60,13 +62,14 @@ class _Bench:
         path = self.exp.write(f"{name}.json", json.dumps(spec))
         return self.train(["--arch", str(path)], name)
 
-    def search(self, name: str, *extra: str) -> dict[str, Any]:
-        return self.exp.search(
-            "distdnas", self.shards, self.days, self.val_day, name, "--preset", PRESETS["search"], *extra
-        )
+    def search(self, name: str, *extra: str, days: str | None = None) -> dict[str, Any]:
+        """A search on ``days`` (default: the train days) with the search preset and ``extra``."""
+        where = (self.shards, days or self.days, self.val_day, name)
+        return self.exp.search("distdnas", *where, "--preset", PRESETS["search"], *extra)
 
     def baselines(self) -> dict[str, dict[str, Any]]:
-        return {m: self.train(["--model", m], m) for m in ("dlrm", "dcn_v2")}
+        """DLRM, DCN-v2 and DeepFM: the hand-crafted models a found model must beat."""
+        return {m: self.train(["--model", m], m) for m in BASELINES}
 
 
 def _entropy(findings: dict[str, Any]) -> str:
@@ -210,9 +213,8 @@ def temperature(
         "|---:|---:|---:|---:|---|",
     ]
     for lam in temperatures:
-        where = (b.shards, "0", b.val_day, f"search_lambda{lam:g}")
-        r = b.exp.search("distdnas", *where, "--preset", PRESETS["search"], "--mode", "fresh",
-                         f"temperature={lam:g}", "cost_gamma=0", f"seed={seed}")  # fmt: skip
+        r = b.search(f"search_lambda{lam:g}", "--mode", "fresh", f"temperature={lam:g}", "cost_gamma=0",
+                     f"seed={seed}", days="0")  # fmt: skip
         job = next(iter(r["findings"]["jobs"].values()))
         lines.append(
             f"| {lam:g} | {job['val']['auc']:.4f} | {job['val']['ne']:.4f} | {job['heldout']['ne']:.4f} | "
@@ -246,12 +248,11 @@ def random_baseline(
         r = b.search(f"search_seed{s}", f"seed={s}", *extra)
         results[f"found, seed {s}"] = m = b.train(["--arch", f"{r['dir']}/arch.json"], f"found_{s}")
         found.append((r, m))
-    spec = json.loads(open(f"{found[0][0]['dir']}/arch.json").read())
-    space = SpaceConfig(**spec["meta"]["search_space"])
+    archs = [read_json(f"{r['dir']}/arch.json") for r, _ in found]
+    space = SpaceConfig(**archs[0]["meta"]["search_space"])
     info = ShardInfo.load(b.shards)
     num_dense, num_fields = len(info.dense_names), len(info.sparse_names + info.jagged_names)
-    target = float(np.mean([interaction_flops(json.loads(open(f"{r['dir']}/arch.json").read()), num_dense,
-                                              num_fields, space.emb_dim) for r, _ in found]))  # fmt: skip
+    target = float(np.mean([interaction_flops(a, num_dense, num_fields, space.emb_dim) for a in archs]))
     rng = np.random.default_rng(12345)
     picked = 0
     for _ in range(5000):
@@ -273,8 +274,9 @@ def random_baseline(
         "",
         f"found NE {np.mean(found_ne):.4f} ± {np.std(found_ne):.4f} (mean ± sd over {seeds} seeds); "
         f"random NE {np.mean(rand_ne):.4f} ± {np.std(rand_ne):.4f}, best {min(rand_ne):.4f}; margin "
-        f"(random mean − found mean) {np.mean(rand_ne) - np.mean(found_ne):+.4f} NE; DCN-v2 "
-        f"{results['dcn_v2']['ne']:.4f}, DLRM {results['dlrm']['ne']:.4f}.",
+        f"(random mean − found mean) {np.mean(rand_ne) - np.mean(found_ne):+.4f} NE; "
+        + ", ".join(f"{m} {results[m]['ne']:.4f}" for m in BASELINES)
+        + ".",
         "",
         "Kept ops (dense | sparse per block):",
         *[f"- seed {s}: {_kept(r['findings']['choice'])}" for s, (r, _) in enumerate(found)],
