@@ -11,25 +11,35 @@ from recsearch.ops import Shapes, create_op, list_ops, op_spec
 from recsearch.ops.dense import FM, CrossNet, DotProduct
 
 SHAPES = Shapes(dense_in=12, num_fields=5, emb_dim=8, dense_out=6, fields_out=3, dim_out=4)
-ARGS = {"pair_sum": {"left_width": 5}, "pair_gating": {"left_width": 5}}  # ops with required args
+ARGS = {  # ops with required args
+    "pair_sum": {"left_width": 5},
+    "pair_gating": {"left_width": 5},
+    "field_cross": {"crosses": [["f0", "f1"], ["f2", "f4"], ["f1", "f3"]]},
+}
+# ops whose output shape is not (fields_out, dim_out): one field per numeric feature, per cross
+OUT_SHAPES = {"dense_buckets": (7, 12, 4), "field_cross": (7, 3, 8)}
+FIELD_NAMES = [f"f{i}" for i in range(5)]
 
 
 @pytest.mark.parametrize("name", list_ops())
 def test_op_shapes_fx_and_script(name: str) -> None:
     torch.manual_seed(0)
-    op = create_op(name, SHAPES, ARGS.get(name)).eval()
+    names = FIELD_NAMES if op_spec(name).field_names else None
+    op = create_op(name, SHAPES, ARGS.get(name), names).eval()
     dense, sparse = torch.randn(7, 12), torch.randn(7, 5, 8)
     out = op(dense, sparse)
     if op_spec(name).output == "dense":
         assert out.shape == (7, 6)
     else:
-        assert out.shape == (7, 3, 4)
+        assert out.shape == OUT_SHAPES.get(name, (7, 3, 4))
     traced = fx.symbolic_trace(op)
     torch.testing.assert_close(traced(dense, sparse), out)
     scripted = torch.jit.script(op)
     torch.testing.assert_close(scripted(dense, sparse), out)
     # gradients reach every parameter
     op.train()
+    if not list(op.parameters()):  # a parameter-free op (field_cross): nothing to reach
+        return
     op(dense, sparse).sum().backward()
     for pname, p in op.named_parameters():
         assert p.grad is not None, f"{name}.{pname} gets no gradient"

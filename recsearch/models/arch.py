@@ -70,15 +70,27 @@ def _refs(where: str, value: Any) -> list[str]:
     return value
 
 
+def _check_arg(where: str, value: Any) -> None:
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, str):
+        if not value:
+            raise ArchError(f"{where}: an empty name")
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_arg(where, item)
+        return
+    _positive_int(where, value)
+
+
 def _check_args(where: str, args: Any) -> None:
-    """Op arguments: flags are booleans; every number (or list of numbers) is a size or count."""
+    """Op arguments: flags are booleans, strings are feature names (e.g. the fields of a
+    ``field_cross``), every number is a size or count; lists nest these."""
     if not isinstance(args, dict):
         raise ArchError(f"{where}.args must be a JSON object, got {args!r}")
     for key, value in args.items():
-        if isinstance(value, bool) or value is None:
-            continue
-        for item in value if isinstance(value, list) else [value]:
-            _positive_int(f"{where}.args.{key}", item)
+        _check_arg(f"{where}.args.{key}", value)
 
 
 def validate(spec: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,28 @@ class PooledEmbeddings(nn.Module):
         return torch.stack(out, dim=1)
 
 
+def per_feature_embeddings(
+    feature_names: list[str], num_embeddings: list[int], dims: int | list[int], common_dim: int | None = None
+) -> PooledEmbeddings:
+    """One TorchRec table per feature (``t_<feature>``, sum pooling) at ``dims`` (one for all, or
+    one per feature), pooled to (B, N, ``common_dim``; default the one dim)."""
+    widths = [dims] * len(feature_names) if isinstance(dims, int) else list(dims)
+    ebc = EmbeddingBagCollection(
+        tables=[
+            EmbeddingBagConfig(
+                name=f"t_{f}",
+                embedding_dim=d,
+                num_embeddings=n,
+                feature_names=[f],
+                pooling=PoolingType.SUM,
+            )
+            for f, n, d in zip(feature_names, num_embeddings, widths, strict=True)
+        ]
+    )
+    common = common_dim if common_dim is not None else widths[0]
+    return PooledEmbeddings(ebc=ebc, feature_names=list(feature_names), dims=widths, common_dim=common)
+
+
 class ArchModel(nn.Module):
     """A CTR model built from an architecture spec; ``forward`` returns logits (B,).
 
@@ -95,8 +117,30 @@ def _dense_out(block: dict[str, Any], shapes: Shapes) -> int:
     raise ArchError(f"block {block['name']!r}: op {op!r} needs an explicit 'dense_out'")
 
 
-def build_interaction(spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: int) -> fx.GraphModule:
-    """Build the block graph of a validated spec as an FX GraphModule."""
+def _fields_out(block: dict[str, Any], fields: int, dense_in: int) -> int:
+    if "fields_out" in block:
+        return int(block["fields_out"])
+    if block["op"] == "dense_buckets":  # one field per numeric feature
+        return dense_in
+    if block["op"] == "field_cross":  # one field per cross
+        return len(block["args"]["crosses"])
+    return fields
+
+
+def build_interaction(
+    spec: dict[str, Any],
+    num_dense: int,
+    num_fields: int,
+    emb_dim: int,
+    field_names: list[str] | None = None,
+    dense_names: list[str] | None = None,
+) -> fx.GraphModule:
+    """Build the block graph of a validated spec as an FX GraphModule.
+
+    ``field_names`` (the sparse features) and ``dense_names`` name the fields that ops
+    selecting fields by name (``field_cross``) refer to; ``dense_buckets`` fields carry
+    the numeric features' names, other blocks' fields ``<block>.<i>``.
+    """
     root = nn.Module()
     g = fx.Graph()
     dense_in = g.placeholder("dense")
@@ -106,6 +150,24 @@ def build_interaction(spec: dict[str, Any], num_dense: int, num_fields: int, emb
         INPUT_DENSE: ("dense", dense_in, num_dense),
         INPUT_SPARSE: ("sparse", sparse_in, (num_fields, emb_dim)),
     }
+    names: dict[str, list[str] | None] = {INPUT_SPARSE: list(field_names) if field_names else None}
+    numeric = list(dense_names) if dense_names else None
+
+    def names_of(owner: str, refs: list[str]) -> list[str]:
+        """The field names of a block's sparse input (a dense input merged to a field: its ref)."""
+        out: list[str] = []
+        for ref in refs:
+            if env[ref][0] == "dense":
+                out.append(ref)
+                continue
+            known = names.get(ref)
+            if known is None:
+                raise ArchError(
+                    f"block {owner!r} selects fields by name, but the names of {ref!r} are unknown "
+                    "here; build it with the data's feature names"
+                )
+            out.extend(known)
+        return out
 
     def as_dense(refs: list[str]) -> tuple[fx.Node | None, int]:
         parts, width = [], 0
@@ -160,12 +222,17 @@ def build_interaction(spec: dict[str, Any], num_dense: int, num_fields: int, emb
                 d_width,
                 fields,
                 dim,
-                fields_out=int(block.get("fields_out", fields)),
+                fields_out=_fields_out(block, fields, d_width),
                 dim_out=int(block.get("dim_out", dim)),
             )
             out_width = (shapes.fields_out, shapes.dim_out)
+            if block["op"] == "dense_buckets":
+                names[name] = numeric if numeric and len(numeric) == d_width else None
+            else:
+                names[name] = [f"{name}.{i}" for i in range(shapes.fields_out)]
+        selected = names_of(name, block["sparse"]) if op_spec(block["op"]).field_names else None
         try:
-            root.add_module(name, create_op(block["op"], shapes, block["args"]))
+            root.add_module(name, create_op(block["op"], shapes, block["args"], selected))
         except (ValueError, TypeError) as e:
             raise ArchError(f"block {name!r}: {e}") from None
         env[name] = (op_spec(block["op"]).output, g.call_module(name, (d_node, s_node)), out_width)
@@ -186,11 +253,16 @@ def build_interaction(spec: dict[str, Any], num_dense: int, num_fields: int, emb
 
 
 def build_model(
-    spec: dict[str, Any], feature_names: list[str], num_embeddings: list[int], num_dense: int
+    spec: dict[str, Any],
+    feature_names: list[str],
+    num_embeddings: list[int],
+    num_dense: int,
+    dense_names: list[str] | None = None,
 ) -> ArchModel:
     """Build a model for data with these sparse features (and table sizes) and dense width.
 
     ``spec["tables"]``, when present (a saved model's spec), must match the data.
+    ``dense_names``: the numeric features' names, for archs that select them by name.
     """
     spec = validate(spec)
     emb = spec["embedding"]
@@ -209,20 +281,11 @@ def build_model(
     if "tables" in spec and spec["tables"] != tables:
         raise ArchError("arch.tables do not match the data's features and table sizes; rebuild from the data")
     spec["tables"] = tables
-    ebc = EmbeddingBagCollection(
-        tables=[
-            EmbeddingBagConfig(
-                name=f"t_{t['feature']}",
-                embedding_dim=t["dim"],
-                num_embeddings=t["num_embeddings"],
-                feature_names=[t["feature"]],
-                pooling=PoolingType.SUM,
-            )
-            for t in tables
-        ]
+    embeddings = per_feature_embeddings(
+        list(feature_names),
+        [int(t["num_embeddings"]) for t in tables],
+        [int(t["dim"]) for t in tables],
+        common,
     )
-    embeddings = PooledEmbeddings(
-        ebc=ebc, feature_names=list(feature_names), dims=[int(t["dim"]) for t in tables], common_dim=common
-    )
-    interaction = build_interaction(spec, num_dense, len(feature_names), common)
+    interaction = build_interaction(spec, num_dense, len(feature_names), common, feature_names, dense_names)
     return ArchModel(embeddings=embeddings, interaction=interaction, spec=copy.deepcopy(spec))

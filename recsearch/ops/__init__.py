@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import nn
 
+from recsearch.ops.cross import DenseBuckets, FieldCross
 from recsearch.ops.dense import (
     FM,
     PIN,
@@ -60,6 +61,7 @@ class OpSpec:
     shape_args: Callable[[Shapes], dict[str, int]]
     allowed_args: frozenset[str] = frozenset()
     reads: str = "both"  # the inputs it uses: "dense", "sparse" or "both"
+    field_names: bool = False  # the builder passes the names of its sparse input's fields
 
 
 def _dense(s: Shapes) -> dict[str, int]:
@@ -127,6 +129,23 @@ _REGISTRY: dict[str, OpSpec] = {
         ),
         OpSpec("pma", "sparse", PMA, _sparse, frozenset({"num_heads"}), reads="sparse"),
         OpSpec("cin", "sparse", CIN, _sparse, frozenset({"layer_sizes"})),
+        OpSpec(
+            "field_cross",
+            "sparse",
+            FieldCross,
+            lambda s: {"num_fields": s.num_fields, "emb_dim": s.emb_dim},
+            frozenset({"crosses"}),
+            reads="sparse",
+            field_names=True,
+        ),
+        OpSpec(
+            "dense_buckets",
+            "sparse",
+            DenseBuckets,
+            lambda s: {"dense_in": s.dense_in, "dim_out": s.dim_out},
+            frozenset({"buckets"}),
+            reads="dense",
+        ),
     ]
 }
 
@@ -142,8 +161,11 @@ def op_spec(name: str) -> OpSpec:
     return _REGISTRY[name]
 
 
-def create_op(name: str, shapes: Shapes, args: dict[str, Any] | None = None) -> nn.Module:
-    """Build operator ``name`` for ``shapes`` with op-specific ``args``."""
+def create_op(
+    name: str, shapes: Shapes, args: dict[str, Any] | None = None, field_names: list[str] | None = None
+) -> nn.Module:
+    """Build operator ``name`` for ``shapes`` with op-specific ``args`` (and, for ops that select
+    fields by name, the names of the input's fields)."""
     spec = op_spec(name)
     args = dict(args or {})
     unknown = sorted(set(args) - spec.allowed_args)
@@ -152,4 +174,8 @@ def create_op(name: str, shapes: Shapes, args: dict[str, Any] | None = None) -> 
         raise ValueError(f"op {name!r} does not take argument(s) {unknown}; it takes: {allowed}")
     if "layer_sizes" in args:
         args["layer_sizes"] = tuple(args["layer_sizes"])
+    if spec.field_names:
+        if field_names is None:
+            raise ValueError(f"op {name!r} selects fields by name: it needs the input's field names")
+        args["field_names"] = list(field_names)
     return spec.cls(**spec.shape_args(shapes), **args)

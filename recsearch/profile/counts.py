@@ -74,12 +74,20 @@ def embedding_bytes(model: nn.Module) -> int:
     return total
 
 
-def interaction_flops(spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: int) -> float:
+def interaction_flops(
+    spec: dict[str, Any],
+    num_dense: int,
+    num_fields: int,
+    emb_dim: int,
+    field_names: list[str] | None = None,
+    dense_names: list[str] | None = None,
+) -> float:
     """Forward FLOPs per example of an architecture's interaction graph (lookups excluded),
-    without building its tables: cheap enough to call on every sampled architecture."""
+    without building its tables: cheap enough to call on every sampled architecture. The
+    names are needed only by archs that select fields by name."""
     from recsearch.models.builder import build_interaction
 
-    graph = build_interaction(spec, num_dense, num_fields, emb_dim)
+    graph = build_interaction(spec, num_dense, num_fields, emb_dim, field_names, dense_names)
     # with autograd on: the counter's module tracker fails on parameters expanded under no_grad
     with FlopCounterMode(display=False) as counter:
         graph(torch.zeros(2, num_dense), torch.zeros(2, num_fields, emb_dim))

@@ -41,7 +41,11 @@ def profile_model(
     day = min(info.days) if day is None else day
     info.check_days([day])
     model = build_model(
-        spec, info.sparse_names + info.jagged_names, info.num_embeddings, len(info.dense_names)
+        spec,
+        info.sparse_names + info.jagged_names,
+        info.num_embeddings,
+        len(info.dense_names),
+        info.dense_names,
     )
     largest = next(iter(ShardBatches(data, [day], max(batch_sizes), shuffle=False)))
     result: dict[str, Any] = {
@@ -59,12 +63,18 @@ def profile_model(
 
 
 def interaction_latency_ms(
-    spec: dict[str, Any], num_dense: int, num_fields: int, emb_dim: int, batch: int = 512
+    spec: dict[str, Any],
+    num_dense: int,
+    num_fields: int,
+    emb_dim: int,
+    batch: int = 512,
+    field_names: list[str] | None = None,
+    dense_names: list[str] | None = None,
 ) -> float:
     """Measured forward latency (ms, best of 3) of an architecture's interaction graph at ``batch``."""
     from recsearch.models.builder import build_interaction
 
-    graph = build_interaction(spec, num_dense, num_fields, emb_dim).eval()
+    graph = build_interaction(spec, num_dense, num_fields, emb_dim, field_names, dense_names).eval()
     dense, sparse = torch.randn(batch, num_dense), torch.randn(batch, num_fields, emb_dim)
     with torch.no_grad():
         graph(dense, sparse)

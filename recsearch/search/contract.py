@@ -232,7 +232,11 @@ def write_outputs(
     spec.pop("tables", None)  # rebuilt from the data by whoever trains it
     save_arch(output.path("arch.json"), spec)
     model = build_model(
-        spec, info.sparse_names + info.jagged_names, info.num_embeddings, len(info.dense_names)
+        spec,
+        info.sparse_names + info.jagged_names,
+        info.num_embeddings,
+        len(info.dense_names),
+        info.dense_names,
     )
     counts = model_counts(model, info.root, val_day)
     record: dict[str, Any] = {

@@ -129,7 +129,11 @@ def load_trained_model(run_dir: str) -> tuple[ArchModel, dict[str, Any]]:
     spec = meta["arch"]
     tables = spec["tables"]
     model = build_model(
-        spec, [t["feature"] for t in tables], [t["num_embeddings"] for t in tables], meta["num_dense"]
+        spec,
+        [t["feature"] for t in tables],
+        [t["num_embeddings"] for t in tables],
+        meta["num_dense"],
+        meta.get("dense_names"),  # runs before 2026-12-03 lack it (and select no field by name)
     )
     state = {"model": model.state_dict()}
     dcp.load(state, storage_reader=_reader(f"{run_dir}/{CHECKPOINT}"), no_dist=True)

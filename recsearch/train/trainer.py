@@ -86,12 +86,13 @@ def train(
         raise ValueError(f"train days {train_days} hold no rows; pick other days")
     torch.manual_seed(config.seed)
     features = info.sparse_names + info.jagged_names
-    model = build_model(spec, features, info.num_embeddings, len(info.dense_names))
+    model = build_model(spec, features, info.num_embeddings, len(info.dense_names), info.dense_names)
     counts = model_counts(model, data, eval_day)
     meta = {
         "arch": model.spec,
         "config": dataclasses.asdict(config),
         "num_dense": len(info.dense_names),
+        "dense_names": info.dense_names,
         "dense_transform": info.manifest.get("dense_transform"),
         "train_days": train_days,
         "val_day": val_day,

@@ -13,11 +13,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
-from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
-from recsearch.models.builder import PooledEmbeddings, mlp
+from recsearch.models.builder import mlp, per_feature_embeddings
 from recsearch.ops import Shapes, create_op
 from recsearch.search.distdnas.config import SpaceConfig
 from recsearch.search.distdnas.space import DENSE_OPS, SPARSE_OPS, op_args
@@ -99,21 +97,7 @@ class Supernet(nn.Module):
         self.space = space
         self.temperature = temperature
         e = space.emb_dim
-        ebc = EmbeddingBagCollection(
-            tables=[
-                EmbeddingBagConfig(
-                    name=f"t_{f}",
-                    embedding_dim=e,
-                    num_embeddings=n,
-                    feature_names=[f],
-                    pooling=PoolingType.SUM,
-                )
-                for f, n in zip(feature_names, num_embeddings, strict=True)
-            ]
-        )
-        self.embeddings = PooledEmbeddings(
-            ebc=ebc, feature_names=list(feature_names), dims=[e] * len(feature_names), common_dim=e
-        )
+        self.embeddings = per_feature_embeddings(list(feature_names), list(num_embeddings), e)
         blocks = []
         fields = len(feature_names)
         for i in range(1, space.num_blocks + 1):

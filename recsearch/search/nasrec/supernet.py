@@ -25,11 +25,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
-from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
-from recsearch.models.builder import PooledEmbeddings
+from recsearch.models.builder import per_feature_embeddings
 from recsearch.search.nasrec.config import NASRecSpace
 from recsearch.search.nasrec.space import Block, Genotype, live_blocks
 
@@ -243,21 +241,8 @@ class Supernet(nn.Module):
         super().__init__()
         self.space, self.table_cap = space, table_cap
         e = space.emb_dim
-        ebc = EmbeddingBagCollection(
-            tables=[
-                EmbeddingBagConfig(
-                    name=f"t_{f}",
-                    embedding_dim=e,
-                    num_embeddings=min(n, table_cap),
-                    feature_names=[f],
-                    pooling=PoolingType.SUM,
-                )
-                for f, n in zip(feature_names, num_embeddings, strict=True)
-            ]
-        )
-        self.embeddings = PooledEmbeddings(
-            ebc=ebc, feature_names=list(feature_names), dims=[e] * len(feature_names), common_dim=e
-        )
+        capped = [min(n, table_cap) for n in num_embeddings]
+        self.embeddings = per_feature_embeddings(list(feature_names), capped, e)
         d = max(space.dense_dims)
         block_fields = max(space.sparse_fields) + (space.project_fields if space.project_concat else 0)
         widths, fields = [num_dense], [len(feature_names)]
