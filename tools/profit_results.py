@@ -3,6 +3,7 @@
     python tools/profit_results.py [--days 5] [--rows-per-day 300000] [--seed 0] [--preset small]
         [--synth-preset small] [--modes progressive one-step random] [--work runs/experiments]
         [--movielens data/movielens100k [--skip-planted]] [-- search overrides]
+    python tools/profit_results.py --score SEARCH_DIR RAW_DIR   # recovery of a finished search
 
 A thin front end over ``recsearch.search.profit.experiments.results``: fresh data and run
 directory under --work; every stage through the CLI; prints markdown for docs/results.md.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from recsearch.search.profit.experiments import movielens, results
+from recsearch.search.profit.experiments import movielens, results, score
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -25,8 +26,13 @@ if __name__ == "__main__":
     p.add_argument("--work", default="runs/experiments")
     p.add_argument("--movielens", default="", help="folder of tools/fetch_movielens.sh: also run on it")
     p.add_argument("--skip-planted", action="store_true", help="only MovieLens")
+    what = "only score a finished search against the crosses synth planted in RAW_DIR"
+    p.add_argument("--score", nargs=2, metavar=("SEARCH_DIR", "RAW_DIR"), help=what)
     p.add_argument("overrides", nargs="*", help="search overrides")
     a = p.parse_args()
+    if a.score:
+        print(score(*a.score))
+        raise SystemExit(0)
     if a.movielens:
         print(movielens(a.work, a.movielens, a.seed, a.preset, a.overrides))
     if a.skip_planted:

@@ -162,3 +162,27 @@ def test_modes_and_a_killed_search_resumes_to_the_same_crosses(
     assert json.loads((again / "arch.json").read_text()) == json.loads(
         (tmp_path / "random" / "arch.json").read_text()
     )
+
+
+@pytest.mark.integration
+def test_recovery_of_planted_crosses_is_scored_against_chance(
+    searched: Callable[[str], Path], raw_days: Path
+) -> None:
+    """The tiny search's crosses scored against the teacher's: precision@k (k = planted), recall of
+    the kept, chance beside them. (At this scale, 6k-row days, the search is not above chance;
+    on 300k-row days it is: docs/results.md.)"""
+    from recsearch.search.profit.experiments import planted, recovery
+
+    truth = planted(raw_days)
+    teacher = json.loads((raw_days / "truth" / "teacher.json").read_text())
+    assert {tuple(sorted(f"cat_{i}" for i in p)) for p in teacher["pairs"]} == truth[2]
+    f = json.loads((searched("profit") / "search.json").read_text())["findings"]
+    rec = recovery(f["orders"], truth, len(f["fields"]))
+    assert set(rec) == {"2", "3"}
+    for order, r in rec.items():
+        o = int(order)
+        assert r["planted"] == len(truth[o]) and r["kept"] == len(f["orders"][o - 1]["crosses"])
+        assert r["chance_precision"] == pytest.approx(r["planted"] / math.comb(39, o))
+        assert 0 <= r["precision_at_k"] <= 1 and 0 <= r["recall_kept"] <= 1
+        kept = {tuple(sorted(c["fields"])) for c in f["orders"][o - 1]["crosses"]}
+        assert r["recall_kept"] == pytest.approx(len(kept & truth[o]) / r["planted"])

@@ -50,11 +50,14 @@ class ProfitConfig(BaseConfig):
     head_hidden: list[int] = setting(
         factory=lambda: [400, 400, 400], doc="hidden widths of the output MLP (paper 400-400-400)", ge=1
     )
-    field_norm: bool = setting(
-        True,
-        doc="batch-normalize each field's embedding (no affine) in the search network: otherwise a "
-        "field can grow its embedding and shrink its weight beta, and the ranking of crosses by "
-        "weight says nothing (AutoFIS normalizes each cross for the same reason)",
+    field_norm: str = setting(
+        "coordinate",
+        doc="normalize the fields in the search network, batch statistics, no affine: per field "
+        "(over the batch and its d coordinates), per coordinate (each of the M x d values over the "
+        "batch, as AutoFIS normalizes each cross) or none. Without it a field can grow its "
+        "embedding and shrink its weight beta, and ranking crosses by weight says nothing. "
+        "Per coordinate measured better on planted data (docs/results.md)",
+        choices=("field", "coordinate", "none"),
     )
     arch_lr: float = setting(1e-2, doc="Adam learning rate of the architecture weights beta", gt=0)
     beam: int = setting(

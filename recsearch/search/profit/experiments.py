@@ -22,12 +22,23 @@ BASELINES = ("deepfm", "dcn_v2", "dlrm")
 MOVIELENS_SEARCH = ["batch_size=512", "search_epochs=[2]", "top_n=[8,8,4]"]
 
 
-def planted(exp: Experiment) -> dict[int, set[tuple[str, ...]]]:
-    """The teacher's crosses by feature name: {2: pairs, 3: triples}."""
-    t = json.loads((exp.dir / "raw" / "truth" / "teacher.json").read_text())
-    return {
-        o: {tuple(sorted(f"cat_{i}" for i in c)) for c in t[key]} for o, key in ((2, "pairs"), (3, "triples"))
-    }
+def planted(raw: str | Path) -> dict[int, set[tuple[str, ...]]]:
+    """The crosses ``synth`` planted in ``raw`` (its output folder), by feature name:
+    {2: pairs, 3: triples}."""
+    t = json.loads((Path(raw) / "truth" / "teacher.json").read_text())
+    pick = ((2, "pairs"), (3, "triples"))
+    return {o: {tuple(sorted(f"cat_{i}" for i in c)) for c in t[key]} for o, key in pick}
+
+
+def score(search_dir: str, raw: str) -> str:
+    """Recovery of the planted crosses by a finished search (markdown rows)."""
+    f = json.loads((Path(search_dir) / "search.json").read_text())["findings"]
+    rows = recovery(f["orders"], planted(raw), len(f["fields"]))
+    return "\n".join(
+        f"| {search_dir} | {o} | {v['precision_at_k']:.2f} | {v['chance_precision']:.4f} | "
+        f"{v['recall_kept']:.2f} of {v['kept']} | {', '.join(v['found']) or '-'} |"
+        for o, v in rows.items()
+    )
 
 
 def recovery(
@@ -110,7 +121,7 @@ def results(
     train_days, val_day, eval_day = list(range(days - 2)), days - 2, days - 1
     tdays = format_days(train_days)
     shards = exp.synth_shards(list(range(days)), rows_per_day, seed, synth_preset)
-    truth = planted(exp)
+    truth = planted(exp.dir / "raw")
     train = ["--preset", "small", f"seed={seed}"]
     models = {m: exp.train(["--model", m], shards, tdays, eval_day, m, *train) for m in BASELINES}
     lines_rec, found = [], {}

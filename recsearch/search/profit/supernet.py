@@ -2,10 +2,10 @@
 
 Fields are the categorical features' TorchRec tables (dim d) and, with
 ``dense_as_fields``, the numeric features as bucketed embeddings (``DenseBuckets``);
-each field is batch-normalized without affine (``field_norm``) so a cross's weight,
-not its embeddings' scale, carries its importance. Order o contributes one d-vector,
-sum_c A_c prod_k f_ck (``cp.cp_cross_sum``; ``full_cross_sum`` in the full space), and the
-O vectors feed the output MLP. Orders above ``active_order`` contribute zeros: the
+each field is batch-normalized without affine (``field_norm``: per field or per
+coordinate) so a cross's weight, not its embeddings' scale, carries its importance. Order o
+contributes one d-vector, sum_c A_c prod_k f_ck (``cp.cp_cross_sum``; ``full_cross_sum`` in
+the full space), and the O vectors feed the output MLP. Orders above ``active_order`` contribute zeros: the
 progressive search adds one order at a time.
 """
 
@@ -58,7 +58,12 @@ class ProfitSupernet(nn.Module):
         )
         self.field_names = list(feature_names) + (list(dense_names) if self.dense_fields is not None else [])
         m = len(self.field_names)
-        self.norm = nn.BatchNorm1d(m, affine=False) if config.field_norm else nn.Identity()
+        self.field_norm = config.field_norm
+        self.norm = (
+            nn.BatchNorm1d(m if config.field_norm == "field" else m * d, affine=False)
+            if config.field_norm != "none"
+            else nn.Identity()
+        )
         self.full_space = config.mode == "full-space"
         gen = torch.Generator().manual_seed(config.seed)
         weights = []
@@ -99,6 +104,8 @@ class ProfitSupernet(nn.Module):
                 emb = self.embeddings(sparse)
         if self.dense_fields is not None:
             emb = torch.cat([emb, self.dense_fields(dense, emb)], dim=1)
+        if self.field_norm == "coordinate":
+            return self.norm(emb.flatten(1)).view_as(emb)
         return self.norm(emb)
 
     def forward(
