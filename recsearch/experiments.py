@@ -69,6 +69,13 @@ class Experiment:
         self.recsearch("preprocess", "--input", f"{self.dir}/raw", "--out", f"{self.dir}/shards", *vocab)
         return f"{self.dir}/shards"
 
+    def movielens_shards(self, folder: str) -> str:
+        """Real MovieLens-100K (``folder`` from tools/fetch_movielens.sh) converted with the
+        project's schema (five chronological days) into ``DIR/ml``."""
+        schema = str(Path(__file__).resolve().parents[1] / "configs" / "datasets" / "movielens100k.yaml")
+        self.recsearch("convert", "--schema", schema, "--data-root", folder, "--out", f"{self.dir}/ml")
+        return f"{self.dir}/ml"
+
     def bayes(self, day: int) -> dict[str, float]:
         """The teacher's own logloss, AUC and NE on a planted day: the limit no model beats."""
         truth = json.loads((self.dir / "raw" / "truth" / "bayes.json").read_text())
@@ -157,9 +164,7 @@ def zoo_results(
         "",
     ]
     if movielens:
-        schema = str(Path(__file__).resolve().parents[1] / "configs" / "datasets" / "movielens100k.yaml")
-        ml = f"{exp.dir}/ml"
-        exp.recsearch("convert", "--schema", schema, "--data-root", movielens, "--out", ml)
+        ml = exp.movielens_shards(movielens)
         real = {m: exp.train(["--model", m], ml, "0-3", 4, f"ml_{m}", *overrides) for m in models}
         text += [
             "## MovieLens-100K (real; rating > 3 is a click)",

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import run_recsearch
 
 TRAIN_DAYS, VAL_DAY = "0-1", "2"
+
+
+def tiny_search_args(method: str, shards: Path) -> list[str]:
+    """``search METHOD`` on the tiny shards (train days 0-1, validation day 2), tiny preset."""
+    where = ["--train-days", TRAIN_DAYS, "--val-day", VAL_DAY, "--preset", "tiny"]
+    return ["search", method, "--data", str(shards), *where]
+
+
+def killed_then_resumed(args: list[str], out: Path, point: str, *extra: str) -> dict[str, Any]:
+    """Run ``recsearch ARGS --out OUT`` killed (SIGKILL) at fault ``point``, check it left no
+    ``arch.json``, rerun it to the end; returns the resumed search's ``arch.json``."""
+    env = {"RECSEARCH_KILL_AT": point}
+    killed = run_recsearch(*args, "--out", str(out), *extra, env=env, check=False)
+    assert killed.returncode == -9, (point, killed.stderr[-2000:])
+    assert not (out / "arch.json").exists(), point
+    run_recsearch(*args, "--out", str(out), *extra)
+    return json.loads((out / "arch.json").read_text())
 
 
 @pytest.fixture(scope="session")
@@ -21,10 +40,7 @@ def searched(shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable
     def search(method: str) -> Path:
         if method not in done:
             out = tmp_path_factory.mktemp(f"search_{method}") / "s"
-            run_recsearch(
-                "search", method, "--data", str(shards), "--train-days", TRAIN_DAYS,
-                "--val-day", VAL_DAY, "--out", str(out), "--preset", "tiny", timeout=900,
-            )  # fmt: skip
+            run_recsearch(*tiny_search_args(method, shards), "--out", str(out), timeout=900)
             done[method] = out
         return done[method]
 

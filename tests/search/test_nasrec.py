@@ -37,7 +37,7 @@ from recsearch.search.nasrec.supernet import (
     dot_tokens,
 )
 from recsearch.search.nasrec.to_arch import arch_from_genotype
-from tests.conftest import run_recsearch
+from tests.search.conftest import killed_then_resumed, tiny_search_args
 
 SPACE = NASRecSpace(num_blocks=4, dense_dims=[8, 16, 32], sparse_fields=[4, 8], emb_dim=8, ffn_dim=16)
 NAMES = [f"f{i}" for i in range(5)]
@@ -204,25 +204,9 @@ def test_killed_search_resumes_to_the_same_arch(
         assert -1 <= ranking[key] <= 1, key
     assert findings["chosen"]["name"] == findings["top_k"][0]["name"]
     assert len(findings["best_fitness_per_round"]) == findings["rounds"] + 1
-    args = [
-        "search",
-        "nasrec",
-        "--data",
-        str(shards),
-        "--train-days",
-        "0-1",
-        "--val-day",
-        "2",
-        "--preset",
-        "tiny",
-    ]
+    args = tiny_search_args("nasrec", shards)
     for point in ("checkpoint-saved:1", "evolution-round-saved:1", "pool-job-done:1"):
         out = tmp_path / point.replace(":", "_")
-        env = {"RECSEARCH_KILL_AT": point}
-        killed = run_recsearch(*args, "--out", str(out), "checkpoint_every=20", env=env, check=False)
-        assert killed.returncode == -9, (point, killed.stderr[-2000:])
-        assert not (out / "arch.json").exists()
-        run_recsearch(*args, "--out", str(out), "checkpoint_every=20")
-        got = json.loads((out / "arch.json").read_text())
+        got = killed_then_resumed(args, out, point, "checkpoint_every=20")
         assert got["blocks"] == reference["blocks"] and got["head"] == reference["head"], point
         shutil.rmtree(out)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from recsearch.search.profit.cp import cp_cross_sum, full_cross_sum
 from recsearch.search.profit.selection import exhaustive_top, random_crosses, top_crosses
 from recsearch.search.profit.to_arch import arch_from_crosses
 from tests.conftest import run_recsearch
+from tests.search.conftest import killed_then_resumed, tiny_search_args
 
 
 def _enumerated(
@@ -130,27 +130,10 @@ def test_modes_and_a_killed_search_resumes_to_the_same_crosses(
     searched: Callable[[str], Path], shards: Path, tmp_path: Path
 ) -> None:
     reference = json.loads((searched("profit") / "arch.json").read_text())
-    args = [
-        "search",
-        "profit",
-        "--data",
-        str(shards),
-        "--train-days",
-        "0-1",
-        "--val-day",
-        "2",
-        "--preset",
-        "tiny",
-    ]
-    for point in ("checkpoint-saved:12",):  # phase 1 saves 10 checkpoints: killed inside order 2
-        out = tmp_path / point.replace(":", "_")
-        env = {"RECSEARCH_KILL_AT": point}
-        killed = run_recsearch(*args, "--out", str(out), "checkpoint_every=10", env=env, check=False)
-        assert killed.returncode == -9, (point, killed.stderr[-2000:])
-        run_recsearch(*args, "--out", str(out), "checkpoint_every=10")
-        got = json.loads((out / "arch.json").read_text())
-        assert got["blocks"] == reference["blocks"], point
-        shutil.rmtree(out)
+    args = tiny_search_args("profit", shards)
+    # phase 1 saves 10 checkpoints: the 12th is inside order 2, which resumes from its own
+    got = killed_then_resumed(args, tmp_path / "killed", "checkpoint-saved:12", "checkpoint_every=10")
+    assert got["blocks"] == reference["blocks"]
     for mode in ("one-step", "full-space", "random"):
         out = tmp_path / mode
         run_recsearch(*args, "--out", str(out), f"mode={mode}", "do_retrain=false")

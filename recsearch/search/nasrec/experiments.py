@@ -99,9 +99,7 @@ def results(
         "",
     ]
     if movielens:
-        schema = str(Path(__file__).resolve().parents[3] / "configs" / "datasets" / "movielens100k.yaml")
-        ml = f"{exp.dir}/ml"
-        exp.recsearch("convert", "--schema", schema, "--data-root", movielens, "--out", ml)
+        ml = exp.movielens_shards(movielens)
         found, res = _compare(exp, ml, [0, 1, 2], 3, 4, "ml", search_args, train)
         text += [
             f"## NASRec ({preset} preset): MovieLens-100K (real; rating > 3 is a click)",

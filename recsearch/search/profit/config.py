@@ -87,6 +87,11 @@ class ProfitConfig(BaseConfig):
         if not self.top_n or not self.search_epochs:
             self.fail("top_n and search_epochs need at least one value")
 
+    def fields(self, feature_names: list[str], dense_names: list[str]) -> list[str]:
+        """The searched fields, in the order of the weights' columns: the categorical
+        features, then (``dense_as_fields``) the numeric ones."""
+        return list(feature_names) + (list(dense_names) if self.dense_as_fields else [])
+
     def n_keep(self, order: int) -> int:
         """N_o: crosses kept of ``order`` (1-based)."""
         return self.top_n[min(order, len(self.top_n)) - 1]

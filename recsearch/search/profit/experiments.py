@@ -78,9 +78,7 @@ def movielens(
     tools/fetch_movielens.sh): five chronological days, search on 0-2 (validation day 3),
     every model trained on 0-2 and evaluated on day 4."""
     exp = Experiment(base, "profit_movielens")
-    schema = str(Path(__file__).resolve().parents[3] / "configs" / "datasets" / "movielens100k.yaml")
-    ml = f"{exp.dir}/ml"
-    exp.recsearch("convert", "--schema", schema, "--data-root", folder, "--out", ml)
+    ml = exp.movielens_shards(folder)
     train = ["--preset", "small", f"seed={seed}"]
     models = {m: exp.train(["--model", m], ml, "0-2", 4, m, *train) for m in BASELINES}
     overrides = [*MOVIELENS_SEARCH, *(extra or [])]

@@ -176,7 +176,7 @@ def select(
 def run(config: ProfitConfig, data: SearchData, out: SearchOutput) -> SearchResult:
     """The PROFIT search of ``data``: every order's crosses, the arch, the retrain."""
     dense_names = data.info.dense_names
-    names = data.feature_names + (list(dense_names) if config.dense_as_fields else [])
+    names = config.fields(data.feature_names, dense_names)
     orders: list[dict[str, Any]] = []
     last: dict[str, Any] = {}
     if config.mode == "random":
@@ -208,7 +208,7 @@ def run(config: ProfitConfig, data: SearchData, out: SearchOutput) -> SearchResu
     if last and config.max_order >= 2:
         w2 = np.asarray(last["weights"][1], dtype=np.float64)
         pairs = w2 + w2.T if config.mode == "full-space" else pair_matrix(w2)
-        np.fill_diagonal(pairs, np.nan)
+        np.fill_diagonal(pairs, np.nan)  # a field with itself is no cross
         findings["pair_weights"] = [
             [None if np.isnan(v) else round(float(v), 6) for v in row] for row in pairs
         ]

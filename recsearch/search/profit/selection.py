@@ -106,11 +106,10 @@ def random_crosses(rng: np.random.Generator, m: int, order: int, k: int) -> list
 
 
 def pair_matrix(beta: np.ndarray) -> np.ndarray:
-    """A_ij = sum_r beta_r[i] beta_r[j] for every pair (the report's fields x fields map)."""
+    """A_ij = sum_r beta_r[i] beta_r[j] for every pair (the report's fields x fields map; the
+    diagonal is no cross)."""
     beta = np.asarray(beta, dtype=np.float64)
-    a = beta.T @ beta
-    np.fill_diagonal(a, np.nan)
-    return a
+    return beta.T @ beta
 
 
 def _n_choose(n: int, k: int) -> int:

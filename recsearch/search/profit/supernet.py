@@ -56,7 +56,7 @@ class ProfitSupernet(nn.Module):
             if config.dense_as_fields and dense_names
             else None
         )
-        self.field_names = list(feature_names) + (list(dense_names) if self.dense_fields is not None else [])
+        self.field_names = config.fields(feature_names, dense_names)
         m = len(self.field_names)
         self.field_norm = config.field_norm
         self.norm = (
