@@ -180,7 +180,8 @@ def upper_bounds(
     }
     results = b.baselines()
     for i, (name, (choice, space)) in enumerate(archs.items()):
-        if not only or any(o in name for o in only):
+        # A full row name selects that row alone; any other string, every row containing it.
+        if not only or any(o == name or (o in name and o not in archs) for o in only):
             results[name] = b.train_arch(arch_from_choice(choice, space, name=f"upper_{i}"), f"upper_{i}")
     return "\n".join(
         [
