@@ -57,6 +57,50 @@ def test_mixed_dimension_tables() -> None:
     torch.testing.assert_close(torch.jit.script(torchrec.fx.symbolic_trace(model))(dense, kjt), out)
 
 
+def test_frequency_blocked_tables_route_each_id_to_its_block() -> None:
+    spec = create_arch("deepfm", emb_dim=8, hidden=(16,))
+    spec["embedding"]["blocks"] = {
+        "cat_0": {"starts": [0, 2, 10], "dims": [8, 4, 0]},  # ids 10+ pruned: zeros
+        "cat_3": {"starts": [0], "dims": [0]},  # the whole field pruned
+        "cat_5": {"starts": [0, 2, 100], "dims": [4, 8, 12]},
+    }
+    model = build_model(spec, FEATURES, SIZES, 13)
+    shapes = {n.split(".")[-2]: tuple(p.shape) for n, p in model.named_parameters() if "embedding_bags" in n}
+    assert shapes["t_cat_0__b0"] == (2, 8) and shapes["t_cat_0__b1"] == (8, 4)
+    assert shapes["t_cat_5__b2"] == (900, 12) and "t_cat_0__b2" not in shapes and "t_cat_3" not in shapes
+    assert model.spec["tables"][0]["blocks"][1] == {"first_id": 2, "rows": 8, "dim": 4}
+    # multi-id bags: cat_0 = [1, 5] (blocks 0 and 1), [12] (pruned), [] (empty)
+    ids = {"cat_0": [[1, 5], [12], []], "cat_5": [[0], [150, 3], [999]]}
+    values, lengths = [], []
+    for f in FEATURES:
+        bags = ids.get(f, [[0], [1], [2]])
+        values += [i for bag in bags for i in bag]
+        lengths += [len(bag) for bag in bags]
+    kjt = KeyedJaggedTensor(keys=FEATURES, values=torch.tensor(values), lengths=torch.tensor(lengths))
+    emb = model.embeddings
+    out = emb(kjt)
+    w = {
+        k: emb.ebc.embedding_bags[f"t_{k}"].weight
+        for k in ("cat_0__b0", "cat_0__b1", "cat_5__b0", "cat_5__b1", "cat_5__b2")
+    }
+    want0 = w["cat_0__b0"][1] + emb.projs["cat_0__b1"](w["cat_0__b1"][3])
+    torch.testing.assert_close(out[0, 0], want0)
+    assert torch.equal(out[1, 0], torch.zeros(8)) and torch.equal(out[2, 0], torch.zeros(8))
+    assert torch.equal(out[:, 3], torch.zeros(3, 8))
+    want5 = emb.projs["cat_5__b2"](w["cat_5__b2"][50]) + emb.projs["cat_5__b1"](w["cat_5__b1"][1])
+    torch.testing.assert_close(out[1, 5], want5)
+    dense = torch.randn(3, 13)
+    eager = model(dense, kjt)
+    torch.testing.assert_close(torch.jit.script(torchrec.fx.symbolic_trace(model))(dense, kjt), eager)
+    bad = {**spec, "embedding": {"dim": 8, "blocks": {"cat_1": {"starts": [0, 9], "dims": [4, 4]}}}}
+    with pytest.raises(ArchError, match="beyond the table's 7 rows"):
+        build_model(bad, FEATURES, SIZES, 13)
+    with pytest.raises(ArchError, match="must start at 0 and increase"):
+        validate(
+            {**spec, "embedding": {"dim": 8, "blocks": {"cat_1": {"starts": [0, 3, 3], "dims": [4, 4, 4]}}}}
+        )
+
+
 def test_saved_spec_rebuilds_the_same_model(tmp_path: Path) -> None:
     model = build_model(create_arch("xdeepfm", cin_layers=(8, 8)), FEATURES, SIZES, 13).eval()
     save_arch(str(tmp_path / "arch.json"), model.spec)

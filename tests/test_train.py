@@ -31,13 +31,24 @@ def _local(t) -> list[torch.Tensor]:
     )
 
 
+@pytest.mark.parametrize("tables", ["uniform", "mixed dims", "frequency blocks"])
 @pytest.mark.parametrize("sharding_type", FUSED_SHARDING_TYPES["cpu"])
-def test_every_table_moves_with_the_embedding_optimizer(shards: Path, sharding_type: str) -> None:
+def test_every_table_moves_with_the_embedding_optimizer(
+    shards: Path, sharding_type: str, tables: str
+) -> None:
     env = init_distributed()
     info = ShardInfo.load(str(shards))
     torch.manual_seed(0)
     spec = create_arch("dlrm", emb_dim=8, bottom=(16,), top=(16,))
+    if tables == "mixed dims":
+        spec["embedding"]["dims"] = {"cat_0": 4, "cat_1": 16, "cat_2": 12}
+    elif tables == "frequency blocks":  # one table per (feature, block): frequent ids, the rest
+        spec["embedding"]["blocks"] = {
+            f: {"starts": [0, max(3, n // 4)], "dims": [4 * (1 + i % 4), 8]}
+            for i, (f, n) in enumerate(zip(info.sparse_names, info.num_embeddings, strict=True))
+        }
     model = build_model(spec, info.sparse_names, info.num_embeddings, 13)
+    n_tables = 26 * (2 if tables == "frequency blocks" else 1)
     emb_lr = 0.04
     dmp, plan = shard_model(model, env, "adagrad", emb_lr, [sharding_type])
     table_plans = next(iter(plan.plan.values()))
@@ -45,7 +56,7 @@ def test_every_table_moves_with_the_embedding_optimizer(shards: Path, sharding_t
     assert {p.compute_kernel for p in table_plans.values()} == {"fused"}
 
     tables = [k for k in dmp.state_dict() if "embedding_bags" in k]
-    assert len(tables) == 26
+    assert len(tables) == n_tables
     dense = dict(in_backward_optimizer_filter(dmp.named_parameters()))
     assert not [n for n in dense if "embedding_bags" in n], "no table may fall to the dense optimizer"
     fused_state = dmp.fused_optimizer.state_dict()["state"]
@@ -53,7 +64,7 @@ def test_every_table_moves_with_the_embedding_optimizer(shards: Path, sharding_t
 
     before = {k: _local(dmp.state_dict()[k]) for k in tables}
     opt = torch.optim.Adam(dense.values(), lr=1e-3)
-    batch = next(iter(ShardBatches(str(shards), [0], 512, shuffle=False)))
+    batch = next(iter(ShardBatches(str(shards), [0], 2048, shuffle=False)))
     loss = torch.nn.functional.binary_cross_entropy_with_logits(
         dmp(batch.dense_features, batch.sparse_features), batch.labels.float()
     )
@@ -63,8 +74,9 @@ def test_every_table_moves_with_the_embedding_optimizer(shards: Path, sharding_t
     for k in tables:
         deltas = [(a - b).abs() for a, b in zip(_local(dmp.state_dict()[k]), before[k], strict=True)]
         biggest = max(float(d.max()) for d in deltas)
-        # Adagrad's first step moves every touched coordinate by lr * g / |g| = lr
-        assert biggest == pytest.approx(emb_lr, rel=1e-3), (
+        # Adagrad's first step moves every touched coordinate by lr * g / (|g| + eps) = lr (a
+        # table read by rare ids only sees gradients ~1e-5, where eps takes 0.2% off)
+        assert biggest == pytest.approx(emb_lr, rel=5e-3), (
             f"{k} moved by {biggest}, not by Adagrad lr {emb_lr}"
         )
         rows_moved = sum(int((d.sum(dim=1) > 0).sum()) for d in deltas)

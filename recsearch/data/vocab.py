@@ -195,3 +195,21 @@ class IdMap:
             todo = todo[~hit_t & (entry_t != 0)]
         out[missing] = MISSING_ID
         return out
+
+
+def saved_counts(root: str, feature: str) -> np.ndarray:
+    """The frequency of each id of ``feature`` over the vocabulary days, as preprocessing
+    (``vocab/<feature>_counts.npy``) or ``convert`` (``vocab/<feature>.json``) saved it."""
+    from iopath.common.file_io import g_pathmgr
+
+    from recsearch.utils.fileio import read_json
+
+    npy, js = f"{root}/vocab/{feature}_counts.npy", f"{root}/vocab/{feature}.json"
+    if g_pathmgr.exists(npy):
+        return np.load(g_pathmgr.get_local_path(npy)).astype(np.int64)
+    if g_pathmgr.exists(js):
+        return np.asarray(read_json(js)["counts"], dtype=np.int64)
+    raise ValueError(
+        f"{root}: no saved frequency counts for {feature} (vocab/{feature}_counts.npy); "
+        "re-run `recsearch preprocess` or `recsearch convert` into a new directory"
+    )

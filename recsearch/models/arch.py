@@ -1,7 +1,8 @@
 """The architecture spec: one versioned JSON format for every model and search result.
 
-An architecture is embedding tables (per-table dims allowed) + a graph of blocks
-of registered operators + an output head. Block references:
+An architecture is embedding tables (per-table dims allowed: ``embedding.dims``; or
+frequency blocks of a table's ids, each its own table and dim: ``embedding.blocks``) + a
+graph of blocks of registered operators + an output head. Block references:
 
 * ``input.dense``: the dense features (B x D);
 * ``input.sparse``: the pooled embeddings, projected to ``embedding.dim`` (B x N x E);
@@ -40,8 +41,9 @@ _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 _TOP_KEYS = {"schema_version", "name", "embedding", "tables", "blocks", "head", "meta"}
 _BLOCK_KEYS = {"name", "op", "dense", "sparse", "args", "dense_out", "fields_out", "dim_out"}
 _HEAD_KEYS = {"inputs", "hidden", "linear_inputs"}
-_EMB_KEYS = {"dim", "dims"}
+_EMB_KEYS = {"dim", "dims", "blocks"}
 _TABLE_KEYS = {"feature", "num_embeddings", "dim"}
+_BLOCKS_KEYS = {"starts", "dims"}
 
 
 class ArchError(ValueError):
@@ -93,6 +95,26 @@ def _check_args(where: str, args: Any) -> None:
         _check_arg(f"{where}.args.{key}", value)
 
 
+def _check_blocks(blocks: Any, dims: dict[str, Any]) -> None:
+    """``embedding.blocks``: per feature, frequency blocks of its id range (``starts``: the
+    first id of each, from 0, increasing) and each block's table dim (0: no table)."""
+    if not isinstance(blocks, dict):
+        raise ArchError(f"arch.embedding.blocks must map feature names to blocks, got {blocks!r}")
+    for feature, b in blocks.items():
+        where = f"arch.embedding.blocks.{feature}"
+        _check_keys(where, b, _BLOCKS_KEYS, _BLOCKS_KEYS)
+        starts, bdims = b["starts"], b["dims"]
+        ints = isinstance(starts, list) and isinstance(bdims, list)
+        if not ints or not all(isinstance(x, int) and not isinstance(x, bool) for x in starts + bdims):
+            raise ArchError(f"{where}: starts and dims must be lists of integers")
+        if not starts or starts[0] != 0 or any(a >= b for a, b in zip(starts, starts[1:], strict=False)):
+            raise ArchError(f"{where}.starts must start at 0 and increase, got {starts}")
+        if len(bdims) != len(starts) or any(d < 0 for d in bdims):
+            raise ArchError(f"{where}.dims must give one dim >= 0 per block, got {bdims}")
+        if feature in dims:
+            raise ArchError(f"{where}: {feature} is also in arch.embedding.dims; give it one or the other")
+
+
 def validate(spec: dict[str, Any]) -> dict[str, Any]:
     """Check a spec's version, keys, op names and references; returns a normalized copy."""
     _check_keys("arch", spec, _TOP_KEYS, {"schema_version", "blocks", "head"})
@@ -112,8 +134,9 @@ def validate(spec: dict[str, Any]) -> dict[str, Any]:
         raise ArchError(f"arch.embedding.dims must map feature names to dims, got {dims!r}")
     for feature, dim in dims.items():
         _positive_int(f"arch.embedding.dims.{feature}", dim)
+    _check_blocks(spec["embedding"].get("blocks", {}), dims)
     for t in spec.get("tables", []):
-        _check_keys("arch.tables[]", t, _TABLE_KEYS, _TABLE_KEYS)
+        _check_keys("arch.tables[]", t, _TABLE_KEYS | {"blocks"}, _TABLE_KEYS)
         _positive_int(f"arch.tables[{t['feature']}].num_embeddings", t["num_embeddings"])
         _positive_int(f"arch.tables[{t['feature']}].dim", t["dim"])
     defined: dict[str, str] = {INPUT_DENSE: "dense", INPUT_SPARSE: "sparse"}

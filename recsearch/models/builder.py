@@ -10,6 +10,7 @@ from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from recsearch.models.arch import INPUT_DENSE, INPUT_SPARSE, ArchError, validate
+from recsearch.models.blocked import BlockedEmbeddings, block_rows
 from recsearch.ops import Shapes, create_op, op_spec
 
 _NATURAL_DENSE_OUT = {"identity", "crossnet", "pin", "sigmoid_gating"}
@@ -84,7 +85,11 @@ class ArchModel(nn.Module):
     """
 
     def __init__(
-        self, *, embeddings: PooledEmbeddings, interaction: fx.GraphModule, spec: dict[str, Any]
+        self,
+        *,
+        embeddings: PooledEmbeddings | BlockedEmbeddings,
+        interaction: fx.GraphModule,
+        spec: dict[str, Any],
     ) -> None:
         super().__init__()
         self.embeddings = embeddings
@@ -268,24 +273,52 @@ def build_model(
     emb = spec["embedding"]
     common = int(emb["dim"])
     overrides = {k: int(v) for k, v in emb.get("dims", {}).items()}
-    unknown = sorted(set(overrides) - set(feature_names))
+    blocks = emb.get("blocks", {})
+    unknown = sorted((set(overrides) | set(blocks)) - set(feature_names))
     if unknown:
-        raise ArchError(f"arch.embedding.dims names unknown feature(s) {unknown}")
+        raise ArchError(f"arch.embedding names unknown feature(s) {unknown}")
     tables: list[dict[str, Any]] = [
         {"feature": f, "num_embeddings": int(n), "dim": overrides.get(f, common)}
         for f, n in zip(feature_names, num_embeddings, strict=True)
     ]
-    bad = sorted({t["dim"] for t in tables if t["dim"] < 4 or t["dim"] % 4})
+    for t in tables:
+        if t["feature"] in blocks:
+            b = blocks[t["feature"]]
+            if b["starts"][-1] >= t["num_embeddings"]:
+                raise ArchError(
+                    f"arch.embedding.blocks.{t['feature']}: a block starts at id {b['starts'][-1]}, "
+                    f"beyond the table's {t['num_embeddings']} rows; search again on this data"
+                )
+            rows = block_rows(b["starts"], t["num_embeddings"])
+            t["dim"] = max(b["dims"])
+            t["blocks"] = [
+                {"first_id": s, "rows": r, "dim": d}
+                for s, r, d in zip(b["starts"], rows, b["dims"], strict=True)
+            ]
+    used = {t["dim"] for t in tables if "blocks" not in t} | {
+        b["dim"] for t in tables for b in t.get("blocks", []) if b["dim"]
+    }
+    bad = sorted(d for d in used if d < 4 or d % 4)
     if bad:
         raise ArchError(f"embedding dims {bad} are not allowed: FBGEMM's kernels need multiples of 4")
     if "tables" in spec and spec["tables"] != tables:
         raise ArchError("arch.tables do not match the data's features and table sizes; rebuild from the data")
     spec["tables"] = tables
-    embeddings = per_feature_embeddings(
-        list(feature_names),
-        [int(t["num_embeddings"]) for t in tables],
-        [int(t["dim"]) for t in tables],
-        common,
-    )
+    embeddings: PooledEmbeddings | BlockedEmbeddings
+    if blocks:
+        embeddings = BlockedEmbeddings(
+            feature_names=list(feature_names),
+            num_embeddings=[int(t["num_embeddings"]) for t in tables],
+            starts=[[b["first_id"] for b in t["blocks"]] if "blocks" in t else [0] for t in tables],
+            dims=[[b["dim"] for b in t["blocks"]] if "blocks" in t else [t["dim"]] for t in tables],
+            common_dim=common,
+        )
+    else:
+        embeddings = per_feature_embeddings(
+            list(feature_names),
+            [int(t["num_embeddings"]) for t in tables],
+            [int(t["dim"]) for t in tables],
+            common,
+        )
     interaction = build_interaction(spec, num_dense, len(feature_names), common, feature_names, dense_names)
     return ArchModel(embeddings=embeddings, interaction=interaction, spec=copy.deepcopy(spec))

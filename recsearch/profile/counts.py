@@ -37,9 +37,12 @@ def flops_per_example(model: nn.Module, dense: torch.Tensor, sparse: KeyedJagged
 
 def lookup_bytes_per_example(model: nn.Module, sparse: KeyedJaggedTensor) -> float:
     """Bytes of embedding rows read per example (ids x table dim x element size)."""
+    from recsearch.models.blocked import BlockedEmbeddings
+
     total = 0
-    lengths = sparse.length_per_key()
-    by_key = dict(zip(sparse.keys(), lengths, strict=True))
+    # frequency-blocked tables read the input routed to their blocks' keys
+    keyed = [sparse] + [m.route(sparse) for m in model.modules() if isinstance(m, BlockedEmbeddings)]
+    by_key = {k: n for kjt in keyed for k, n in zip(kjt.keys(), kjt.length_per_key(), strict=True)}
     for m in model.modules():
         if isinstance(m, EmbeddingBagCollection):
             for cfg in m.embedding_bag_configs():

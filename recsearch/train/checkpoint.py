@@ -135,7 +135,14 @@ def load_trained_model(run_dir: str) -> tuple[ArchModel, dict[str, Any]]:
         meta["num_dense"],
         meta.get("dense_names"),  # runs before 2026-12-03 lack it (and select no field by name)
     )
+    load_unsharded(run_dir, model)
+    return model.eval(), meta
+
+
+def load_unsharded(run_dir: str, model: torch.nn.Module) -> torch.nn.Module:
+    """Load a run's checkpointed weights into an unsharded copy of its model (any process,
+    no process group: to read the tables' weights after a sharded run)."""
     state = {"model": model.state_dict()}
     dcp.load(state, storage_reader=_reader(f"{run_dir}/{CHECKPOINT}"), no_dist=True)
     model.load_state_dict(state["model"])
-    return model.eval(), meta
+    return model

@@ -23,71 +23,36 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from iopath.common.file_io import g_pathmgr
-from torchrec.datasets.utils import Batch
-from torchrec.optim.keyed import KeyedOptimizer, KeyedOptimizerWrapper
 
 from recsearch.data.loader import ShardBatches
 from recsearch.dist.env import init_distributed
+from recsearch.search.bilevel import ValidationSteps
 from recsearch.search.contract import SearchData, SearchOutput, SearchResult
 from recsearch.search.profit.config import ProfitConfig
 from recsearch.search.profit.selection import full_space_top, pair_matrix, random_crosses, top_crosses
 from recsearch.search.profit.supernet import ProfitSupernet
 from recsearch.search.profit.to_arch import arch_from_crosses
 from recsearch.train.checkpoint import load_checkpoint
-from recsearch.train.loop import LoopHooks, TrainLoop
+from recsearch.train.loop import TrainLoop
 from recsearch.utils.fileio import read_json, write_json
 
 WEIGHTS = "weights.json"
 
 
-class ArchSteps(LoopHooks):
-    """After each weight step, one Adam step of the searched orders' weights on a batch of
-    the validation day (drawn in a fixed order: a resumed phase continues where it was)."""
+class ArchSteps(ValidationSteps):
+    """The searched orders' CP weights step on the validation day (Algorithm 1)."""
 
     def __init__(self, config: ProfitConfig, data: SearchData, orders: list[int]) -> None:
-        self.config, self.orders = config, orders
-        self.val = ShardBatches(data.root, [data.val_day], config.batch_size, seed=config.seed + 1)
-        self.drawn = 0
-        self._it: Any = None
-        self.history: list[dict[str, Any]] = []
+        super().__init__(data, config.batch_size, config.seed + 1, config.arch_lr, config.log_every)
+        self.orders = orders
 
-    def optimizers(self, model: torch.nn.Module) -> dict[str, KeyedOptimizer]:
-        params = model.arch_parameters(self.orders)  # type: ignore[operator]
-        lr = self.config.arch_lr
-        self.arch_opt = KeyedOptimizerWrapper(params, lambda ps: torch.optim.Adam(ps, lr=lr))
-        return {"arch": self.arch_opt}
+    def arch_parameters(self, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+        return model.arch_parameters(self.orders)  # type: ignore[operator,no-any-return]
 
-    def _next_val(self) -> Batch:
-        n = len(self.val)
-        if self._it is None or self.drawn % n == 0:
-            self.val.epoch = self.drawn // n
-            self._it = iter(self.val)
-            for _ in range(self.drawn % n):
-                next(self._it)
-        self.drawn += 1
-        return next(self._it)
-
-    def after_step(self, loop: TrainLoop, step: int, extra: list[Batch]) -> dict[str, Any]:
-        b = self._next_val().to(loop.env.device)
-        loop.zero_grad()
-        logits = loop.dmp(b.dense_features, b.sparse_features, embedding_grad=False)
-        arch_loss = F.binary_cross_entropy_with_logits(logits, b.labels.float())
-        arch_loss.backward()
-        self.arch_opt.step()
-        if step % self.config.log_every == 0 or step + 1 == loop.total_steps:
-            norms = {str(o): float(loop.module.arch_weights[o - 1].detach().norm()) for o in self.orders}  # type: ignore[index]
-            self.history.append({"step": step + 1, "val_logloss": float(arch_loss), "weight_norm": norms})
-        return {"arch_loss": arch_loss.detach()}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"drawn": self.drawn, "history": self.history}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.drawn = int(state.get("drawn", 0))
-        self.history = list(state.get("history", []))
-        self._it = None
+    def record(self, model: torch.nn.Module) -> dict[str, Any]:
+        weights = model.arch_weights  # type: ignore[union-attr]
+        return {"weight_norm": {str(o): float(weights[o - 1].detach().norm()) for o in self.orders}}  # type: ignore[index]
 
 
 def _phases(config: ProfitConfig) -> list[list[int]]:
