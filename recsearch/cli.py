@@ -402,7 +402,7 @@ def _run_profile(a: argparse.Namespace) -> None:
     print(
         f"{r['model']}: {r['flops']:,.0f} FLOPs/example (lookups excluded), {r['lookup_bytes']:,.0f} lookup "
         f"bytes/example, params {r['params']:,} ({r['embedding_params']:,} embedding, "
-        f"{r['dense_params']:,} dense)"
+        f"{r['dense_params']:,} dense; tables {r['embedding_bytes'] / 2**20:,.1f} MiB)"
     )
     for bs, ms in r["latency_ms"].items():
         print(

@@ -95,6 +95,20 @@ def assert_export_matches_eager(run: Path, exported: Path, tmp: Path) -> None:
     assert ((served > 0) & (served < 1)).all()
 
 
+def train_processes(nproc: int, model: list[str], shards: Path, out: Path, *extra: str) -> dict:
+    """``recsearch train MODEL`` under torchrun with ``nproc`` processes (gloo, one thread each)
+    on days 0-1 of ``shards``, evaluated on day 2; its metrics.json."""
+    import json
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone",
+           "-m", "recsearch", "train", *model, "--data", str(shards), "--train-days", "0-1",
+           "--eval-day", "2", "--out", str(out), "eval_batch_size=1000", "warmup_steps=5",
+           "sharding_types=[table_wise]", *extra]  # fmt: skip
+    r = run_group(cmd, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads((out / "metrics.json").read_text())  # type: ignore[no-any-return]
+
+
 def run_recsearch(
     *args: str, timeout: int = 600, check: bool = True, **kwargs
 ) -> subprocess.CompletedProcess[str]:

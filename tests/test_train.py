@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ from recsearch.models.zoo import create_arch
 from recsearch.train.config import TrainConfig
 from recsearch.train.trainer import train
 from recsearch.utils.config import load_config
-from tests.conftest import run_group
+from tests.conftest import train_processes
 
 
 def _local(t) -> list[torch.Tensor]:
@@ -189,34 +187,7 @@ def test_config_errors_are_clear(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_two_processes_match_one_and_split_tables(shards: Path, tmp_path: Path) -> None:
     def run(nproc: int, batch: int, out: Path) -> dict:
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            f"--nproc_per_node={nproc}",
-            "--standalone",
-            "-m",
-            "recsearch",
-            "train",
-            "--model",
-            "dlrm",
-            "--data",
-            str(shards),
-            "--train-days",
-            "0-1",
-            "--eval-day",
-            "2",
-            "--out",
-            str(out),
-            f"batch_size={batch}",
-            "eval_batch_size=1000",
-            "warmup_steps=5",
-            "sharding_types=[table_wise]",
-        ]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        r = run_group(cmd, timeout=300, env=env)
-        assert r.returncode == 0, r.stderr[-3000:]
-        return json.loads((out / "metrics.json").read_text())
+        return train_processes(nproc, ["--model", "dlrm"], shards, out, f"batch_size={batch}")
 
     one = run(1, 128, tmp_path / "one")
     two = run(2, 64, tmp_path / "two")  # the same global batch

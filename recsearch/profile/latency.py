@@ -12,7 +12,12 @@ from torch import nn
 from recsearch.data.loader import ShardBatches
 from recsearch.data.shards import ShardInfo
 from recsearch.models.builder import build_model
-from recsearch.profile.counts import flops_per_example, lookup_bytes_per_example, param_counts
+from recsearch.profile.counts import (
+    embedding_bytes,
+    flops_per_example,
+    lookup_bytes_per_example,
+    param_counts,
+)
 
 
 @torch.no_grad()
@@ -53,6 +58,7 @@ def profile_model(
         "flops": flops_per_example(model, largest.dense_features, largest.sparse_features),
         "lookup_bytes": lookup_bytes_per_example(model, largest.sparse_features),
         **param_counts(model),
+        "embedding_bytes": embedding_bytes(model),
         "latency_ms": {},
         "threads": torch.get_num_threads(),
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -139,7 +139,10 @@ def load_trained_model(run_dir: str) -> tuple[ArchModel, dict[str, Any]]:
     return model.eval(), meta
 
 
-def load_unsharded(run_dir: str, model: torch.nn.Module) -> torch.nn.Module:
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def load_unsharded(run_dir: str, model: M) -> M:
     """Load a run's checkpointed weights into an unsharded copy of its model (any process,
     no process group: to read the tables' weights after a sharded run)."""
     state = {"model": model.state_dict()}

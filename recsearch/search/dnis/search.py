@@ -9,7 +9,8 @@
    for ``cr`` and every rate of ``sweep``.
 4. Each pruned model is an ordinary arch (the base model with ``embedding.blocks``: one
    TorchRec table per (field, block) at its dim), retrained from scratch on the train days
-   and scored on the validation day (``retrain_cr<CR>/``). ``arch.json`` is the ``cr`` one.
+   and scored on the validation day (``retrain_cr<CR>/``). ``arch.json`` is the ``cr`` one,
+   ``pruned/cr<CR>.json`` each rate's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from iopath.common.file_io import g_pathmgr
 from recsearch.data.loader import ShardBatches
 from recsearch.data.vocab import saved_counts
 from recsearch.dist.env import init_distributed
+from recsearch.models.arch import save_arch
 from recsearch.models.blocked import block_rows
 from recsearch.search.bilevel import ValidationSteps
 from recsearch.search.contract import SearchData, SearchOutput, SearchResult
@@ -55,7 +57,8 @@ class SelectionSteps(ValidationSteps):
         return model.arch_parameters()  # type: ignore[operator,no-any-return]
 
     def before_arch_step(self, model: torch.nn.Module) -> None:
-        grad = model.alpha.grad  # type: ignore[union-attr]
+        alpha: torch.Tensor = model.alpha  # type: ignore[assignment]
+        grad = alpha.grad
         if self.grad_norm and grad is not None:
             normalize_rows_(grad)
 
@@ -222,6 +225,8 @@ def run(config: DnisConfig, data: SearchData, out: SearchOutput) -> SearchResult
     results: list[dict[str, Any]] = []
     for cr, dims in pruned.items():
         arch = pruned_arch(config, names, starts, dims, cr)
+        if init_distributed().is_main:  # every rate's arch, to train any point of the sweep
+            save_arch(out.path(f"pruned/cr{cr:g}.json"), arch)
         kept = sum(
             n * d
             for r, dd in zip(rows, dims, strict=True)
