@@ -226,6 +226,7 @@ def run(config: DnisConfig, data: SearchData, out: SearchOutput) -> SearchResult
     for cr, dims in pruned.items():
         arch = pruned_arch(config, names, starts, dims, cr)
         if init_distributed().is_main:  # every rate's arch, to train any point of the sweep
+            g_pathmgr.mkdirs(out.path("pruned"))
             save_arch(out.path(f"pruned/cr{cr:g}.json"), arch)
         kept = sum(
             n * d
