@@ -60,6 +60,10 @@ class BlockedEmbeddings(nn.Module):
         projs: dict[str, nn.Module] = {}
         self.keys: list[list[str]] = []  # per feature: the keys of its kept blocks ("" if none)
         for f, n, s, d in zip(feature_names, num_embeddings, starts, dims, strict=True):
+            # every block starts as the whole table would, U(-1/sqrt(n), 1/sqrt(n)) with n the
+            # feature's rows: TorchRec's default uses the block's own rows, which gives a block
+            # of 2 frequent ids values ~0.7 and one of 100k rare ids ~0.003
+            bound = n**-0.5
             keys = []
             for b, (rows, dim) in enumerate(zip(block_rows(s, n), d, strict=True)):
                 key = f if len(s) == 1 else block_key(f, b)
@@ -72,6 +76,8 @@ class BlockedEmbeddings(nn.Module):
                             num_embeddings=rows,
                             feature_names=[key],
                             pooling=PoolingType.SUM,
+                            weight_init_min=-bound,
+                            weight_init_max=bound,
                         )
                     )
                     projs[key] = (
