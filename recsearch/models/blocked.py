@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
+from torchrec.modules.embedding_configs import EmbeddingBagConfig
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
+
+from recsearch.models.tables import sum_table
 
 
 def block_key(feature: str, block: int) -> str:
@@ -69,17 +71,7 @@ class BlockedEmbeddings(nn.Module):
                 key = f if len(s) == 1 else block_key(f, b)
                 keys.append(key if dim > 0 else "")
                 if dim > 0:
-                    configs.append(
-                        EmbeddingBagConfig(
-                            name=f"t_{key}",
-                            embedding_dim=dim,
-                            num_embeddings=rows,
-                            feature_names=[key],
-                            pooling=PoolingType.SUM,
-                            weight_init_min=-bound,
-                            weight_init_max=bound,
-                        )
-                    )
+                    configs.append(sum_table(key, rows, dim, bound))
                     projs[key] = (
                         nn.Identity() if dim == common_dim else nn.Linear(dim, common_dim, bias=False)
                     )

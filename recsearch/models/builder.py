@@ -5,12 +5,12 @@ from typing import Any
 
 import torch
 from torch import fx, nn
-from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from recsearch.models.arch import INPUT_DENSE, INPUT_SPARSE, ArchError, validate
 from recsearch.models.blocked import BlockedEmbeddings, block_rows
+from recsearch.models.tables import sum_table
 from recsearch.ops import Shapes, create_op, op_spec
 
 _NATURAL_DENSE_OUT = {"identity", "crossnet", "pin", "sigmoid_gating"}
@@ -60,16 +60,7 @@ def per_feature_embeddings(
     one per feature), pooled to (B, N, ``common_dim``; default the one dim)."""
     widths = [dims] * len(feature_names) if isinstance(dims, int) else list(dims)
     ebc = EmbeddingBagCollection(
-        tables=[
-            EmbeddingBagConfig(
-                name=f"t_{f}",
-                embedding_dim=d,
-                num_embeddings=n,
-                feature_names=[f],
-                pooling=PoolingType.SUM,
-            )
-            for f, n, d in zip(feature_names, num_embeddings, widths, strict=True)
-        ]
+        tables=[sum_table(f, n, d) for f, n, d in zip(feature_names, num_embeddings, widths, strict=True)]
     )
     common = common_dim if common_dim is not None else widths[0]
     return PooledEmbeddings(ebc=ebc, feature_names=list(feature_names), dims=widths, common_dim=common)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_recsearch
+from tests.conftest import assert_export_matches_eager, run_recsearch, train_processes
 
 TRAIN_DAYS, VAL_DAY = "0-1", "2"
 
@@ -29,6 +29,16 @@ def killed_then_resumed(args: list[str], out: Path, point: str, *extra: str) -> 
     assert not (out / "arch.json").exists(), point
     run_recsearch(*args, "--out", str(out), *extra)
     return json.loads((out / "arch.json").read_text())
+
+
+def trains_on_two_processes_and_exports(arch: Path, shards: Path, tmp_path: Path) -> None:
+    """``arch`` trains with 2 processes (gloo, tables on both ranks) and its export, loaded
+    with torch + fbgemm_gpu only, matches the eager model."""
+    run = tmp_path / "two"
+    m = train_processes(2, ["--arch", str(arch)], shards, run, "batch_size=64")
+    assert m["world_size"] == 2 and {r for t in m["sharding_plan"].values() for r in t["ranks"]} == {0, 1}
+    run_recsearch("export", "--run", str(run), "--out", str(tmp_path / "m.pt"))
+    assert_export_matches_eager(run, tmp_path / "m.pt", tmp_path)
 
 
 @pytest.fixture(scope="session")

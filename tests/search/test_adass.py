@@ -18,8 +18,7 @@ from recsearch.search.adass.config import AdassConfig
 from recsearch.search.adass.policy import search_sizes
 from recsearch.search.adass.sampling import AdaptiveSampler
 from recsearch.search.adass.supernet import AdassSupernet
-from tests.conftest import assert_export_matches_eager, run_recsearch, train_processes
-from tests.search.conftest import killed_then_resumed, tiny_search_args
+from tests.search.conftest import killed_then_resumed, tiny_search_args, trains_on_two_processes_and_exports
 
 
 def test_sampling_rates_follow_the_scores_and_draws_follow_the_rates() -> None:
@@ -119,9 +118,5 @@ def test_chosen_sizes_train_on_two_processes_and_export(
     searched: Callable[[str], Path], shards: Path, tmp_path: Path
 ) -> None:
     arch = searched("adass") / "arch.json"
-    run = tmp_path / "two"
-    m = train_processes(2, ["--arch", str(arch)], shards, run, "batch_size=64")
-    assert m["world_size"] == 2 and {r for t in m["sharding_plan"].values() for r in t["ranks"]} == {0, 1}
     assert len(set(json.loads(arch.read_text())["embedding"]["dims"].values())) > 1, "several table dims"
-    run_recsearch("export", "--run", str(run), "--out", str(tmp_path / "m.pt"))
-    assert_export_matches_eager(run, tmp_path / "m.pt", tmp_path)
+    trains_on_two_processes_and_exports(arch, shards, tmp_path)

@@ -21,8 +21,7 @@ from recsearch.search.dnis.blocks import frequency_blocks
 from recsearch.search.dnis.config import DnisConfig
 from recsearch.search.dnis.prune import prune_dims
 from recsearch.search.dnis.search import SelectionSteps, field_blocks, normalize_rows_, prune, pruned_arch
-from tests.conftest import assert_export_matches_eager, run_recsearch, train_processes
-from tests.search.conftest import killed_then_resumed, tiny_search_args
+from tests.search.conftest import killed_then_resumed, tiny_search_args, trains_on_two_processes_and_exports
 
 
 def _data(shards: Path) -> SearchData:
@@ -132,10 +131,6 @@ def test_found_mixed_dim_model_trains_on_two_processes_and_exports(
     searched: Callable[[str], Path], shards: Path, tmp_path: Path
 ) -> None:
     arch = searched("dnis") / "arch.json"
-    run = tmp_path / "two"
-    m = train_processes(2, ["--arch", str(arch)], shards, run, "batch_size=64")
-    assert m["world_size"] == 2 and {r for t in m["sharding_plan"].values() for r in t["ranks"]} == {0, 1}
     dims = {d for b in json.loads(arch.read_text())["embedding"]["blocks"].values() for d in b["dims"]}
     assert len(dims - {0}) > 1, "several table dims"
-    run_recsearch("export", "--run", str(run), "--out", str(tmp_path / "m.pt"))
-    assert_export_matches_eager(run, tmp_path / "m.pt", tmp_path)
+    trains_on_two_processes_and_exports(arch, shards, tmp_path)

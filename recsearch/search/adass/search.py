@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import Counter
 from typing import Any
@@ -33,6 +32,7 @@ from recsearch.search.adass.config import AdassConfig
 from recsearch.search.adass.policy import search_sizes
 from recsearch.search.adass.sampling import AdaptiveSampler
 from recsearch.search.adass.supernet import AdassSupernet, base_arch
+from recsearch.search.common import retrain
 from recsearch.search.contract import SearchData, SearchOutput, SearchResult
 from recsearch.train.checkpoint import load_unsharded
 from recsearch.train.loop import LoopHooks, TrainLoop
@@ -225,7 +225,7 @@ def run(config: AdassConfig, data: SearchData, out: SearchOutput) -> SearchResul
     plots = [_plot_stability(names, config.sizes, [s["sizes"] for s in searches], out.path("stability.png"))]
     if config.do_retrain:
         with out.phase("retrain"):
-            findings["retrain"] = retrain(arch, config, data, out)
+            findings["retrain"] = retrain(arch, config.retrain, config.seed, data, out)
     return SearchResult(arch=arch, findings=findings, plots=plots, report=_report(findings))
 
 
@@ -236,33 +236,6 @@ def _stability(names: list[str], runs: list[list[int]]) -> dict[str, Any]:
         size, count = Counter(r[i] for r in runs).most_common(1)[0]
         out[f] = {"mode_size": size, "mode_share": round(count / len(runs), 4)}
     return out
-
-
-def retrain(arch: dict[str, Any], config: AdassConfig, data: SearchData, out: SearchOutput) -> dict[str, Any]:
-    """The chosen sizes trained from scratch on the train days, scored on the validation day."""
-    from recsearch.train.trainer import train
-
-    run_dir = out.path("retrain")
-    done = f"{run_dir}/metrics.json"
-    if g_pathmgr.exists(done):
-        m = read_json(done)
-    else:
-        seeded = dataclasses.replace(config.retrain, seed=config.seed)
-        m = train(
-            arch, data.root, data.train_days, data.val_day, run_dir, seeded, progress=out.launch.progress
-        )
-    keys = (
-        "auc",
-        "logloss",
-        "ne",
-        "flops",
-        "params",
-        "dense_params",
-        "embedding_params",
-        "embedding_bytes",
-        "steps",
-    )
-    return {k: m[k] for k in keys if k in m}
 
 
 def _plot_stability(names: list[str], sizes: list[int], runs: list[list[int]], path: str) -> str:

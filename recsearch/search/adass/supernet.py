@@ -10,22 +10,18 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from recsearch.models.builder import build_interaction
-from recsearch.models.zoo import create_arch
+from recsearch.models.tables import sum_table
 from recsearch.search.adass.config import AdassConfig
+from recsearch.search.common import base_model_arch
 
 
 def base_arch(config: AdassConfig) -> dict[str, Any]:
-    """The base model's arch at d_f (``base_hidden``: its MLP widths)."""
-    extra: dict[str, Any] = {"hidden": tuple(config.base_hidden)} if config.base_hidden else {}
-    try:
-        return create_arch(config.base_model, emb_dim=config.common_dim, **extra)
-    except ValueError as e:
-        raise ValueError(f"base_model={config.base_model}, base_hidden={config.base_hidden}: {e}") from None
+    """The base model's arch at d_f."""
+    return base_model_arch(config.base_model, config.common_dim, config.base_hidden)
 
 
 def size_key(feature: str, size: int) -> str:
@@ -60,16 +56,7 @@ class AdassSupernet(nn.Module):
         for f, n in zip(feature_names, num_embeddings, strict=True):
             widths = [max(self.sizes)] if self.shared else self.sizes
             for d in widths:
-                key = f if self.shared else size_key(f, d)
-                tables.append(
-                    EmbeddingBagConfig(
-                        name=f"t_{key}",
-                        embedding_dim=d,
-                        num_embeddings=n,
-                        feature_names=[key],
-                        pooling=PoolingType.SUM,
-                    )
-                )
+                tables.append(sum_table(f if self.shared else size_key(f, d), n, d))
         self.ebc = EmbeddingBagCollection(tables=tables)
         d_f = config.common_dim
         self.transforms = nn.ModuleList(

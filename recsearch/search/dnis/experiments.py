@@ -25,16 +25,18 @@ MOVIELENS_SEARCH = ["blocks=10", "batch_size=512", "epochs=2"]
 
 
 def _ues(
-    exp: Experiment, base_model: str, shards: str, days: str, eval_day: int, seed: int
+    exp: Experiment, f: dict[str, Any], shards: str, days: str, eval_day: int, seed: int
 ) -> dict[str, Any]:
-    """The base model at each uniform dim, trained on ``days``, scored on ``eval_day``."""
+    """The base model (as the search ran it) at each uniform dim, trained on ``days``, scored
+    on ``eval_day``."""
     from recsearch.models.arch import save_arch
-    from recsearch.models.zoo import create_arch
+    from recsearch.search.common import base_model_arch
 
     out = {}
     for d in UES_DIMS:
         path = str(exp.dir / f"ues{d}.json")
-        save_arch(path, {**create_arch(base_model, emb_dim=d), "name": f"{base_model}_ues{d}"})
+        arch = base_model_arch(f["base_model"], d, f.get("base_hidden", []))
+        save_arch(path, {**arch, "name": f"{f['base_model']}_ues{d}"})
         out[f"UES-{d}"] = exp.train(
             ["--arch", path], shards, days, eval_day, f"ues{d}", "--preset", "small", f"seed={seed}"
         )
@@ -134,7 +136,7 @@ def results(
     )
     f = r["findings"]
     models = {
-        **_ues(exp, f["base_model"], shards, tdays, eval_day, seed),
+        **_ues(exp, f, shards, tdays, eval_day, seed),
         **_pruned(exp, r, shards, eval_day),
     }
     zoo = {
@@ -170,7 +172,7 @@ def movielens(
     overrides = [*MOVIELENS_SEARCH, *(extra or [])]
     r = exp.search("dnis", ml, "0-2", 3, "search", "--preset", preset, f"seed={seed}", *overrides)
     f = r["findings"]
-    models = {**_ues(exp, f["base_model"], ml, "0-2", 4, seed), **_pruned(exp, r, ml, 4)}
+    models = {**_ues(exp, f, ml, "0-2", 4, seed), **_pruned(exp, r, ml, 4)}
     zoo = {
         m: exp.train(["--model", m], ml, "0-2", 4, m, "--preset", "small", f"seed={seed}") for m in BASELINES
     }

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -29,6 +28,7 @@ from recsearch.dist.env import init_distributed
 from recsearch.models.arch import save_arch
 from recsearch.models.blocked import block_rows
 from recsearch.search.bilevel import ValidationSteps
+from recsearch.search.common import retrain
 from recsearch.search.contract import SearchData, SearchOutput, SearchResult
 from recsearch.search.dnis.blocks import frequency_blocks
 from recsearch.search.dnis.config import DnisConfig
@@ -241,11 +241,12 @@ def run(config: DnisConfig, data: SearchData, out: SearchOutput) -> SearchResult
         }
         if config.do_retrain:
             with out.phase(f"retrain_cr{cr:g}"):
-                entry["retrain"] = retrain(arch, config, data, out, f"retrain_cr{cr:g}")
+                entry["retrain"] = retrain(arch, config.retrain, config.seed, data, out, f"retrain_cr{cr:g}")
         results.append(entry)
     arch = pruned_arch(config, names, starts, pruned[config.cr], config.cr)
     findings: dict[str, Any] = {
         "base_model": config.base_model,
+        "base_hidden": config.base_hidden,
         "emb_dim": config.emb_dim,
         "materialize": config.materialize,
         "unpruned_embedding_params": full,
@@ -279,35 +280,6 @@ def _mean_dims(names: list[str], rows: list[list[int]], dims: list[list[int]]) -
         r_ = r if len(d) == len(r) else [sum(r)]
         out[f] = round(sum(n * x for n, x in zip(r_, d, strict=True)) / max(sum(r_), 1), 3)
     return out
-
-
-def retrain(
-    arch: dict[str, Any], config: DnisConfig, data: SearchData, out: SearchOutput, name: str
-) -> dict[str, Any]:
-    """A pruned model trained from scratch on the train days, scored on the validation day."""
-    from recsearch.train.trainer import train
-
-    run_dir = out.path(name)
-    done = f"{run_dir}/metrics.json"
-    if g_pathmgr.exists(done):
-        m = read_json(done)
-    else:
-        seeded = dataclasses.replace(config.retrain, seed=config.seed)
-        m = train(
-            arch, data.root, data.train_days, data.val_day, run_dir, seeded, progress=out.launch.progress
-        )
-    keys = (
-        "auc",
-        "logloss",
-        "ne",
-        "flops",
-        "params",
-        "dense_params",
-        "embedding_params",
-        "embedding_bytes",
-        "steps",
-    )
-    return {k: m[k] for k in keys if k in m}
 
 
 def _plot_dims(findings: dict[str, Any], path: str) -> str:

@@ -12,17 +12,13 @@ from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from recsearch.models.blocked import BlockedEmbeddings
 from recsearch.models.builder import build_interaction
-from recsearch.models.zoo import create_arch
+from recsearch.search.common import base_model_arch
 from recsearch.search.dnis.config import DnisConfig
 
 
 def base_arch(config: DnisConfig) -> dict[str, Any]:
-    """The base model's arch at K (``base_hidden``: its MLP widths)."""
-    extra: dict[str, Any] = {"hidden": tuple(config.base_hidden)} if config.base_hidden else {}
-    try:
-        return create_arch(config.base_model, emb_dim=config.emb_dim, **extra)
-    except ValueError as e:
-        raise ValueError(f"base_model={config.base_model}, base_hidden={config.base_hidden}: {e}") from None
+    """The base model's arch at K."""
+    return base_model_arch(config.base_model, config.emb_dim, config.base_hidden)
 
 
 class DnisSupernet(nn.Module):
@@ -62,9 +58,8 @@ class DnisSupernet(nn.Module):
             first = sum(len(r) for r in self.rows)
             self.rows.append(list(range(first, first + len(s))))
         self.alpha = nn.Parameter(torch.ones(sum(len(s) for s in starts), k))
-        spec = create_arch(config.base_model, emb_dim=k)
         self.interaction = build_interaction(
-            spec, num_dense, len(feature_names), k, feature_names, dense_names
+            base_arch(config), num_dense, len(feature_names), k, feature_names, dense_names
         )
 
     def arch_parameters(self) -> dict[str, nn.Parameter]:

@@ -28,6 +28,7 @@ from iopath.common.file_io import g_pathmgr
 from recsearch.data.loader import ShardBatches
 from recsearch.dist.env import init_distributed
 from recsearch.search.bilevel import ValidationSteps
+from recsearch.search.common import retrain
 from recsearch.search.contract import SearchData, SearchOutput, SearchResult
 from recsearch.search.profit.config import ProfitConfig
 from recsearch.search.profit.selection import full_space_top, pair_matrix, random_crosses, top_crosses
@@ -180,23 +181,8 @@ def run(config: ProfitConfig, data: SearchData, out: SearchOutput) -> SearchResu
         plots.append(_plot_pairs(pairs, names, out.path("pair_weights.png")))
     if config.do_retrain:
         with out.phase("retrain"):
-            findings["retrain"] = retrain(arch, config, data, out)
+            findings["retrain"] = retrain(arch, config.retrain, config.seed, data, out)
     return SearchResult(arch=arch, findings=findings, plots=plots, report=_report(findings))
-
-
-def retrain(
-    arch: dict[str, Any], config: ProfitConfig, data: SearchData, out: SearchOutput
-) -> dict[str, Any]:
-    """The selected crosses trained from scratch on the train days, scored on the validation day."""
-    from recsearch.train.trainer import train
-
-    run_dir = out.path("retrain")
-    done = f"{run_dir}/metrics.json"
-    if g_pathmgr.exists(done):
-        return read_json(done)
-    seeded = dataclasses.replace(config.retrain, seed=config.seed)
-    m = train(arch, data.root, data.train_days, data.val_day, run_dir, seeded, progress=out.launch.progress)
-    return {k: m[k] for k in ("auc", "logloss", "ne", "flops", "params", "dense_params", "steps")}
 
 
 def _plot_pairs(pairs: np.ndarray, names: list[str], path: str) -> str:

@@ -1,0 +1,59 @@
+"""Pieces several search methods build their results with: the base model a method searches
+the embeddings of, and the retrain of a found architecture from scratch."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from iopath.common.file_io import g_pathmgr
+
+from recsearch.models.zoo import create_arch
+from recsearch.search.contract import SearchData, SearchOutput
+from recsearch.train.config import TrainConfig
+from recsearch.utils.fileio import read_json
+
+RETRAIN_KEYS = (
+    "auc",
+    "logloss",
+    "ne",
+    "flops",
+    "params",
+    "dense_params",
+    "embedding_params",
+    "embedding_bytes",
+    "steps",
+)
+
+
+def base_model_arch(name: str, emb_dim: int, hidden: list[int]) -> dict[str, Any]:
+    """Zoo model ``name`` at ``emb_dim`` (``hidden``: its MLP widths; empty: the zoo's)."""
+    extra: dict[str, Any] = {"hidden": tuple(hidden)} if hidden else {}
+    try:
+        return create_arch(name, emb_dim=emb_dim, **extra)
+    except ValueError as e:
+        raise ValueError(f"base_model={name}, base_hidden={hidden}: {e}") from None
+
+
+def retrain(
+    arch: dict[str, Any],
+    recipe: TrainConfig,
+    seed: int,
+    data: SearchData,
+    out: SearchOutput,
+    name: str = "retrain",
+) -> dict[str, Any]:
+    """``arch`` trained from scratch on the train days with ``recipe`` (seeded ``seed``) into
+    ``DIR/name``, scored on the validation day; a finished run is read back, not retrained."""
+    from recsearch.train.trainer import train
+
+    run_dir = out.path(name)
+    done = f"{run_dir}/metrics.json"
+    if g_pathmgr.exists(done):
+        m = read_json(done)
+    else:
+        seeded = dataclasses.replace(recipe, seed=seed)
+        m = train(
+            arch, data.root, data.train_days, data.val_day, run_dir, seeded, progress=out.launch.progress
+        )
+    return {k: m[k] for k in RETRAIN_KEYS if k in m}
