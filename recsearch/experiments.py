@@ -175,3 +175,115 @@ def zoo_results(
             "",
         ]
     return "\n".join(text)
+
+
+# ---------------------------------------------------------------- embedding-size comparisons
+UES_DIMS = (8, 16, 32, 64)
+
+
+def uniform_sizes(
+    exp: Experiment,
+    base_model: str,
+    hidden: list[int],
+    shards: str,
+    days: str,
+    eval_day: int,
+    seed: int,
+    dims: tuple[int, ...] = UES_DIMS,
+    width: int | None = None,
+) -> dict[str, Any]:
+    """UES-d: ``base_model`` with every table at d, trained on ``days`` with the train preset
+    small, scored on ``eval_day``: what an embedding-size search must beat. ``width``: the
+    tables are projected to that interaction width ("UES-d@W"), the control for a searched
+    model that interacts wider than its tables."""
+    from recsearch.models.arch import save_arch
+    from recsearch.search.common import base_model_arch
+
+    out = {}
+    for d in dims:
+        name = f"ues{d}" + (f"_at{width}" if width else "")
+        arch = {**base_model_arch(base_model, width or d, hidden), "name": f"{base_model}_{name}"}
+        if width:
+            arch["embedding"] = {"dim": width, "dims": {f: d for f in _features(shards)}}
+        save_arch(str(exp.dir / f"{name}.json"), arch)
+        label = f"UES-{d}" + (f"@{width}" if width else "")
+        out[label] = exp.train(
+            ["--arch", str(exp.dir / f"{name}.json")], shards, days, eval_day, name, "--preset", "small",
+            f"seed={seed}",
+        )  # fmt: skip
+    return out
+
+
+def _features(shards: str) -> list[str]:
+    from recsearch.data.shards import ShardInfo
+
+    info = ShardInfo.load(shards)
+    return info.sparse_names + info.jagged_names
+
+
+def scored_on(exp: Experiment, run: str, shards: str, day: int) -> dict[str, Any]:
+    """A finished training run (e.g. a search's retrain) scored on ``day``: its metrics.json
+    (sizes, FLOPs) with that day's AUC, logloss and NE."""
+    result = f"{run}/eval_day_{day}.json"
+    exp.recsearch("eval", "--run", run, "--data", shards, "--day", str(day), "--out", result)
+    return {**json.loads(Path(f"{run}/metrics.json").read_text()), **json.loads(Path(result).read_text())}
+
+
+def size_table(models: dict[str, dict[str, Any]], reference: str = "UES-16") -> list[str]:
+    """Embedding parameters and quality of each model against ``reference`` (markdown)."""
+    ref = models[reference]
+    lines = [
+        f"| model | embedding params | vs {reference} | table MiB | dense params | AUC | ΔAUC | "
+        "logloss | NE |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in models.items():
+        lines.append(
+            f"| {name} | {m['embedding_params']:,} | "
+            f"{m['embedding_params'] / ref['embedding_params'] - 1:+.1%} | "
+            f"{m['embedding_bytes'] / 2**20:.1f} | {m['dense_params']:,} | {m['auc']:.4f} | "
+            f"{m['auc'] - ref['auc']:+.4f} | {m['logloss']:.4f} | {m['ne']:.4f} |"
+        )
+    return lines
+
+
+def size_target(models: dict[str, dict[str, Any]], method: str, reference: str = "UES-16") -> str:
+    """The embedding-size target: a ``method`` model with >= 30% fewer embedding parameters
+    than ``reference`` at no more than 0.001 AUC loss."""
+    ref = models[reference]
+    what = f">= 30% fewer embedding parameters than {reference}"
+    ok = [
+        n
+        for n, m in models.items()
+        if n.startswith(method)
+        and m["embedding_params"] <= 0.7 * ref["embedding_params"]
+        and m["auc"] >= ref["auc"] - 0.001
+    ]
+    if ok:
+        return f"Target met by {', '.join(ok)}: {what}, AUC within 0.001."
+    return f"Target NOT met: no {method} model has {what} at <= 0.001 AUC loss."
+
+
+def planted_fields(raw: str | Path, dim: dict[str, float], what: str = "dim") -> list[str]:
+    """A per-field ``dim`` beside what ``synth`` planted in ``raw``: informative fields (a
+    first-order effect, some in crosses) vs pure-noise ones (markdown)."""
+    t = json.loads((Path(raw) / "truth" / "teacher.json").read_text())
+    crossed = {f for c in t["pairs"] + t["triples"] for f in c}
+    rows: list[str] = []
+    inf: list[float] = []
+    noise: list[float] = []
+    for i, scale in enumerate(t["cat_scale"]):
+        d = dim[f"cat_{i}"]
+        (inf if scale > 0 else noise).append(d)
+        kind = "crossed" if i in crossed else ("first-order" if scale > 0 else "noise")
+        rows.append(f"| cat_{i} | {t['cardinality'][i]:,} | {kind} | {scale:.2f} | {d:.1f} |")
+    mean = lambda xs: sum(xs) / max(len(xs), 1)  # noqa: E731
+    return [
+        f"Mean {what} of the {len(inf)} informative fields {mean(inf):.1f}, of the {len(noise)} "
+        f"pure-noise fields {mean(noise):.1f} (smallest informative {min(inf):.1f}, largest noise "
+        f"{max(noise):.1f}).",
+        "",
+        f"| field | cardinality | planted | first-order scale | {what} |",
+        "|---|---:|---|---:|---:|",
+        *rows,
+    ]

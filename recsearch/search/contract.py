@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +61,19 @@ class SearchData:
     @property
     def num_dense(self) -> int:
         return len(self.info.dense_names)
+
+    def train_batches(
+        self, batch_size: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> Callable[[int], Any]:
+        """``epoch -> ShardBatches`` of the train days (this rank's share), as the loop takes them."""
+        from recsearch.data.loader import ShardBatches
+
+        def batches(epoch: int) -> ShardBatches:
+            return ShardBatches(
+                self.root, self.train_days, batch_size, rank, world_size, seed=seed, epoch=epoch
+            )
+
+        return batches
 
 
 @dataclass

@@ -18,6 +18,7 @@ from recsearch.search.adass.config import AdassConfig
 from recsearch.search.adass.policy import search_sizes
 from recsearch.search.adass.sampling import AdaptiveSampler
 from recsearch.search.adass.supernet import AdassSupernet
+from tests.conftest import run_recsearch
 from tests.search.conftest import killed_then_resumed, tiny_search_args, trains_on_two_processes_and_exports
 
 
@@ -120,3 +121,17 @@ def test_chosen_sizes_train_on_two_processes_and_export(
     arch = searched("adass") / "arch.json"
     assert len(set(json.loads(arch.read_text())["embedding"]["dims"].values())) > 1, "several table dims"
     trains_on_two_processes_and_exports(arch, shards, tmp_path)
+
+
+def test_another_mode_searches_the_same_supernet(
+    searched: Callable[[str], Path], shards: Path, tmp_path: Path
+) -> None:
+    first = searched("adass")
+    args = tiny_search_args("adass", shards)
+    reuse = [f"supernet_from={first}", "do_retrain=false", "searches=1"]
+    run_recsearch(*args, "--out", str(tmp_path / "r"), *reuse, "mode=resource-first")
+    f = json.loads((tmp_path / "r" / "search.json").read_text())["findings"]
+    assert not (tmp_path / "r" / "supernet").exists(), "no second supernet trained"
+    assert (f["lambda_r"], f["lambda_c"]) == (0.005, 0.04)
+    bad = run_recsearch(*args, "--out", str(tmp_path / "bad"), *reuse, "sizes=[4,8]", check=False)
+    assert bad.returncode == 2 and "was trained with other sizes" in bad.stderr.strip().splitlines()[-1]

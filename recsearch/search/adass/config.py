@@ -81,6 +81,12 @@ class AdassConfig(BaseConfig):
         "paper 100)",
         ge=1,
     )
+    supernet_from: str = setting(
+        "",
+        doc="a finished AdaS&S search directory whose trained supernet to search again (another mode or "
+        "penalty, more searches) instead of training one: the paper's search is decoupled from the "
+        "supernet; its supernet settings must match these",
+    )
     retrain: TrainConfig = setting(
         factory=TrainConfig, doc="recipe of the retrain of the chosen sizes from scratch"
     )
@@ -96,6 +102,12 @@ class AdassConfig(BaseConfig):
             )
         if len(set(self.sizes)) != len(self.sizes) or len(self.sizes) < 2:
             self.fail(f"sizes must be at least two distinct sizes, got {self.sizes}")
+
+    def supernet_keys(self) -> dict[str, object]:
+        """The settings a trained supernet depends on (``supernet_from`` must match them)."""
+        keys = ("base_model", "base_hidden", "sizes", "scheme", "common_dim", "lambda_fs", "field_keep",
+                "sample_floor", "stats_momentum", "seed", "batch_size", "epochs", "max_steps")  # fmt: skip
+        return {k: getattr(self, k) for k in keys}
 
     def penalties(self) -> tuple[float, float]:
         """(lambda_r, lambda_c): the set values, else the mode's."""

@@ -34,7 +34,7 @@ from recsearch.search.adass.sampling import AdaptiveSampler
 from recsearch.search.adass.supernet import AdassSupernet, base_arch
 from recsearch.search.common import retrain
 from recsearch.search.contract import SearchData, SearchOutput, SearchResult
-from recsearch.train.checkpoint import load_unsharded
+from recsearch.train.checkpoint import checkpoint_meta, load_unsharded
 from recsearch.train.loop import LoopHooks, TrainLoop
 from recsearch.utils.fileio import read_json, write_json
 
@@ -95,9 +95,24 @@ def _supernet(config: AdassConfig, data: SearchData) -> AdassSupernet:
     )
 
 
+def supernet_dir(config: AdassConfig, out: SearchOutput) -> str:
+    """Where the supernet is trained (or was: ``supernet_from``)."""
+    return f"{config.supernet_from}/supernet" if config.supernet_from else out.path("supernet")
+
+
 def train_supernet(config: AdassConfig, data: SearchData, out: SearchOutput) -> dict[str, Any]:
     """Train the supernet with adaptive sampling; returns (and writes) the sampling record."""
-    run_dir = out.path("supernet")
+    run_dir = supernet_dir(config, out)
+    if config.supernet_from:
+        meta = checkpoint_meta(run_dir)
+        if meta is None or not g_pathmgr.exists(f"{run_dir}/{SAMPLING}"):
+            raise ValueError(f"supernet_from={config.supernet_from} holds no trained AdaS&S supernet")
+        theirs = meta["config"]
+        differ = sorted(k for k, v in config.supernet_keys().items() if theirs.get(k) != v)
+        if differ:
+            raise ValueError(
+                f"supernet_from={config.supernet_from} was trained with other {', '.join(differ)}"
+            )
     if g_pathmgr.exists(f"{run_dir}/{SAMPLING}"):
         return read_json(f"{run_dir}/{SAMPLING}")
     env = init_distributed()
@@ -115,19 +130,8 @@ def train_supernet(config: AdassConfig, data: SearchData, out: SearchOutput) -> 
         progress=out.launch.progress,
     )
 
-    def batches(epoch: int) -> ShardBatches:
-        return ShardBatches(
-            data.root,
-            data.train_days,
-            config.batch_size,
-            env.rank,
-            env.world_size,
-            seed=config.seed,
-            epoch=epoch,
-        )
-
     started = time.perf_counter()
-    ran = loop.run(batches)
+    ran = loop.run(data.train_batches(config.batch_size, config.seed, env.rank, env.world_size))
     result = {
         "steps": ran.steps,
         "seconds": time.perf_counter() - started,
@@ -178,7 +182,7 @@ def run(config: AdassConfig, data: SearchData, out: SearchOutput) -> SearchResul
         if g_pathmgr.exists(done):
             searches = read_json(done)
         else:
-            net = load_unsharded(out.path("supernet"), _supernet(config, data))
+            net = load_unsharded(supernet_dir(config, out), _supernet(config, data))
             reward = SubnetReward(net, data, config.reward_rows)
             searches = []
             for s in range(config.searches):

@@ -118,19 +118,8 @@ def search(
         progress=out.launch.progress,
     )
 
-    def batches(epoch: int) -> ShardBatches:
-        return ShardBatches(
-            data.root,
-            data.train_days,
-            config.batch_size,
-            env.rank,
-            env.world_size,
-            seed=config.seed,
-            epoch=epoch,
-        )
-
     started = time.perf_counter()
-    ran = loop.run(batches)
+    ran = loop.run(data.train_batches(config.batch_size, config.seed, env.rank, env.world_size))
     val = ShardBatches(
         data.root, [data.val_day], config.eval_batch_size, env.rank, env.world_size, shuffle=False
     )

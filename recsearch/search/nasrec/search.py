@@ -85,10 +85,7 @@ def train_supernet(config: NASRecConfig, data: SearchData, out: SearchOutput) ->
         progress=out.launch.progress,
     )
 
-    def batches(epoch: int) -> ShardBatches:
-        return ShardBatches(data.root, data.train_days, config.batch_size, seed=config.seed, epoch=epoch)
-
-    loop.run(batches)
+    loop.run(data.train_batches(config.batch_size, config.seed))
     return loop
 
 

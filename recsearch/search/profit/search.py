@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from iopath.common.file_io import g_pathmgr
 
-from recsearch.data.loader import ShardBatches
 from recsearch.dist.env import init_distributed
 from recsearch.search.bilevel import ValidationSteps
 from recsearch.search.common import retrain
@@ -99,19 +98,8 @@ def search_phase(
     if loop.previous is None and previous is not None:  # continue from the lower orders' network
         load_checkpoint(out.path(previous), loop.dmp, None)
 
-    def batches(epoch: int) -> ShardBatches:
-        return ShardBatches(
-            data.root,
-            data.train_days,
-            config.batch_size,
-            env.rank,
-            env.world_size,
-            seed=config.seed,
-            epoch=epoch,
-        )
-
     started = time.perf_counter()
-    ran = loop.run(batches)
+    ran = loop.run(data.train_batches(config.batch_size, config.seed, env.rank, env.world_size))
     searched: ProfitSupernet = loop.module  # type: ignore[assignment]
     result = {
         "orders": orders,
