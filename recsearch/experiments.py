@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,25 @@ def planted_fields(raw: str | Path, dim: dict[str, float], what: str = "dim") ->
         "|---|---:|---|---:|---:|",
         *rows,
     ]
+
+
+def size_search_main(doc: str, results: Callable[..., str], movielens: Callable[..., str]) -> None:
+    """The command line of an embedding-size search's results tool (``tools/<method>_results.py``):
+    planted data and/or MovieLens, printed as markdown for docs/results.md."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--days", type=int, default=5)
+    p.add_argument("--rows-per-day", type=int, default=300_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="small", help="search preset")
+    p.add_argument("--synth-preset", default="small")
+    p.add_argument("--work", default="runs/experiments")
+    p.add_argument("--movielens", default="", help="folder of tools/fetch_movielens.sh: also run on it")
+    p.add_argument("--skip-planted", action="store_true", help="only MovieLens")
+    p.add_argument("overrides", nargs="*", help="search overrides")
+    a = p.parse_args()
+    if a.movielens:
+        print(movielens(a.work, a.movielens, a.seed, a.preset, a.overrides))
+    if not a.skip_planted:
+        print(results(a.work, a.days, a.rows_per_day, a.seed, a.preset, a.synth_preset, a.overrides))

@@ -1,16 +1,21 @@
 """Pieces several search methods build their results with: the base model a method searches
-the embeddings of, and the retrain of a found architecture from scratch."""
+the embeddings of, one search phase trained on the train days with the shared loop, and the
+retrain of a found architecture from scratch."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
+import torch
 from iopath.common.file_io import g_pathmgr
 
+from recsearch.dist.env import init_distributed
 from recsearch.models.zoo import create_arch
 from recsearch.search.contract import SearchData, SearchOutput
-from recsearch.train.config import TrainConfig
+from recsearch.train.config import BaseConfig, TrainConfig
+from recsearch.train.loop import LoopHooks, TrainLoop
 from recsearch.utils.fileio import read_json
 
 RETRAIN_KEYS = (
@@ -33,6 +38,37 @@ def base_model_arch(name: str, emb_dim: int, hidden: list[int]) -> dict[str, Any
         return create_arch(name, emb_dim=emb_dim, **extra)
     except ValueError as e:
         raise ValueError(f"base_model={name}, base_hidden={hidden}: {e}") from None
+
+
+def phase_loop(
+    model: torch.nn.Module,
+    config: BaseConfig,
+    out: SearchOutput,
+    run_dir: str,
+    meta: dict[str, Any],
+    hooks: LoopHooks,
+    desc: str,
+) -> TrainLoop:
+    """The shared training loop of one search phase (``model`` built after seeding from
+    ``config.seed``): sharded, resumable from ``run_dir`` when its ``meta`` matches."""
+    return TrainLoop(
+        model=model,
+        config=config,
+        env=init_distributed(),
+        run_dir=run_dir,
+        meta=meta,
+        hooks=hooks,
+        desc=desc,
+        progress=out.launch.progress,
+    )
+
+
+def run_phase(loop: TrainLoop, config: BaseConfig, data: SearchData) -> tuple[int, float]:
+    """``loop`` run over the train days (batches seeded by ``config.seed``): steps, seconds."""
+    started = time.perf_counter()
+    env = loop.env
+    ran = loop.run(data.train_batches(config.batch_size, config.seed, env.rank, env.world_size))
+    return ran.steps, time.perf_counter() - started
 
 
 def retrain(

@@ -89,6 +89,16 @@ def test_policy_search_is_seeded_and_follows_the_reward() -> None:
     cheap = search_sizes(lambda c: 0.7, 5, sizes, seed=3, **{**kw, "lambda_r": 0.05})  # type: ignore[arg-type]
     assert cheap["choice"] == [0] * 5
 
+    # resource=rows: at the same penalty, a field holding most rows gives up dims the others keep
+    def wider(c: tuple[int, ...]) -> float:
+        return 0.7 + 0.001 * sum(c)
+
+    tie = {**kw, "lambda_r": 0.2}
+    alike = search_sizes(wider, 5, sizes, seed=3, **tie)  # type: ignore[arg-type]
+    by_rows = search_sizes(wider, 5, sizes, seed=3, field_weights=[4.6, 0.1, 0.1, 0.1, 0.1], **tie)  # type: ignore[arg-type]
+    assert len(set(alike["choice"])) == 1
+    assert by_rows["choice"][0] < min(by_rows["choice"][1:])
+
 
 def test_search_records_stability_and_ships_real_mixed_dim_tables(
     searched: Callable[[str], Path], shards: Path, tmp_path: Path

@@ -79,6 +79,25 @@ def test_alpha_gradients_are_normalized_per_row_and_alpha_is_clipped(shards: Pat
     assert model.alpha[0, 0] == 0.0 and model.alpha[0, 1] == 1.0, "clipped at both ends"
 
 
+def test_alpha_l1_lets_only_columns_the_validation_gradient_holds_up_survive(shards: Path) -> None:
+    gen = torch.Generator().manual_seed(0)
+    held = torch.tensor([-1.0, -1.0, 0.0, 0.0])  # a consistent pull up on the first two columns
+    noise_mean = {}
+    for l1 in (0.0, 0.3):
+        steps = SelectionSteps(DnisConfig(arch_lr=0.05, alpha_l1=l1), _data(shards))
+        model = _Alpha()
+        opt = steps.optimizers(model)["arch"]
+        for _ in range(200):  # zero-mean noise on every column, on top of the pull
+            model.alpha.grad = held + torch.randn(3, 4, generator=gen)
+            steps.before_arch_step(model)
+            opt.step()
+            steps.after_arch_step(model)
+        assert torch.equal(model.alpha[:, :2], torch.ones(3, 2)), "held columns stay whole"
+        noise_mean[l1] = float(model.alpha[:, 2:].mean())
+    # the paper's rule: noise only random-walks alpha; the L1 pull takes it to 0
+    assert noise_mean[0.0] > 0.3 and noise_mean[0.3] < 0.01, noise_mean
+
+
 @pytest.mark.parametrize("materialize", ["block", "field"])
 def test_pruning_hits_the_compression_rate_with_real_smaller_tables(shards: Path, materialize: str) -> None:
     data = _data(shards)

@@ -69,6 +69,13 @@ class AdassConfig(BaseConfig):
     )
     lambda_r: float = setting(-1.0, doc="resource penalty weight (negative: the mode's)")
     lambda_c: float = setting(-1.0, doc="competition penalty weight (negative: the mode's)")
+    resource: str = setting(
+        "dims",
+        doc="what the resource penalty counts: dims (the paper's Eq. 9: every field's expected size "
+        "alike) or rows (each field's expected size weighed by its share of the table rows: "
+        "embedding parameters)",
+        choices=("dims", "rows"),
+    )
     policy_dim: int = setting(32, doc="width of the transformer policy over fields", ge=4)
     policy_layers: int = setting(2, doc="transformer layers of the policy", ge=1)
     policy_lr: float = setting(5e-4, doc="Adam learning rate of the policy (paper 5e-4)", gt=0)

@@ -42,10 +42,19 @@ class SizePolicy(nn.Module):
         return torch.softmax(self.head(self.encoder(tokens.unsqueeze(0)).squeeze(0)), dim=-1)
 
 
-def penalty(probs: torch.Tensor, sizes: torch.Tensor, lambda_r: float, lambda_c: float) -> torch.Tensor:
-    """Eq. 9: expected size per field (resource) minus distance from uniform (competition)."""
+def penalty(
+    probs: torch.Tensor,
+    sizes: torch.Tensor,
+    lambda_r: float,
+    lambda_c: float,
+    field_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Eq. 9: expected size per field (resource) minus distance from uniform (competition).
+    ``field_weights`` (mean 1) weigh each field's expected size, e.g. by its share of the
+    table rows, so that the resource term counts parameters instead of dims."""
     t = probs.shape[1]
-    resource = (probs * sizes).sum(dim=1).mean()
+    expected = (probs * sizes).sum(dim=1)
+    resource = (expected if field_weights is None else expected * field_weights).mean()
     competition = (probs - 1.0 / t).norm(dim=1).mean()
     return lambda_r * resource - lambda_c * competition
 
@@ -63,6 +72,7 @@ def search_sizes(
     layers: int,
     lambda_r: float,
     lambda_c: float,
+    field_weights: list[float] | None = None,
 ) -> dict[str, Any]:
     """One policy search; returns the chosen size index per field, its final distributions
     and the reward history."""
@@ -71,6 +81,7 @@ def search_sizes(
     policy = SizePolicy(fields, len(sizes), dim, layers)
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     d = torch.tensor(sizes, dtype=torch.float32)
+    w = None if field_weights is None else torch.tensor(field_weights, dtype=torch.float32)
     state = torch.full((fields,), len(sizes) - 1, dtype=torch.long)  # s_0: every field at the largest size
     baseline: float | None = None
     history = []
@@ -82,7 +93,7 @@ def search_sizes(
         b = float(r.mean()) if baseline is None else baseline
         advantage = (r - b) / (float(r.std()) + 1e-4 if samples > 1 else 1.0)
         logp = torch.log(probs[rows, actions] + 1e-12).sum(dim=1)
-        loss = -(advantage * logp).mean() + penalty(probs, d, lambda_r, lambda_c)
+        loss = -(advantage * logp).mean() + penalty(probs, d, lambda_r, lambda_c, w)
         opt.zero_grad()
         loss.backward()
         opt.step()

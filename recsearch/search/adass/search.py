@@ -32,7 +32,7 @@ from recsearch.search.adass.config import AdassConfig
 from recsearch.search.adass.policy import search_sizes
 from recsearch.search.adass.sampling import AdaptiveSampler
 from recsearch.search.adass.supernet import AdassSupernet, base_arch
-from recsearch.search.common import retrain
+from recsearch.search.common import phase_loop, retrain, run_phase
 from recsearch.search.contract import SearchData, SearchOutput, SearchResult
 from recsearch.train.checkpoint import checkpoint_meta, load_unsharded
 from recsearch.train.loop import LoopHooks, TrainLoop
@@ -115,26 +115,15 @@ def train_supernet(config: AdassConfig, data: SearchData, out: SearchOutput) -> 
             )
     if g_pathmgr.exists(f"{run_dir}/{SAMPLING}"):
         return read_json(f"{run_dir}/{SAMPLING}")
-    env = init_distributed()
     torch.manual_seed(config.seed)
     hooks = AdaptiveSampling(config, len(data.feature_names))
     meta = {"kind": "adass-supernet", "days": data.train_days, "config": config.to_dict()}
-    loop = TrainLoop(
-        model=_supernet(config, data),
-        config=config,
-        env=env,
-        run_dir=run_dir,
-        meta=meta,
-        hooks=hooks,
-        desc="supernet",
-        progress=out.launch.progress,
-    )
-
-    started = time.perf_counter()
-    ran = loop.run(data.train_batches(config.batch_size, config.seed, env.rank, env.world_size))
+    loop = phase_loop(_supernet(config, data), config, out, run_dir, meta, hooks, "supernet")
+    steps, seconds = run_phase(loop, config, data)
+    env = loop.env
     result = {
-        "steps": ran.steps,
-        "seconds": time.perf_counter() - started,
+        "steps": steps,
+        "seconds": seconds,
         "size_rates": np.round(hooks.sampler.size_rates(), 4).tolist(),
         "keep_rates": np.round(hooks.sampler.keep_rates(), 4).tolist(),
         "size_counts": hooks.counts.tolist(),
@@ -142,6 +131,14 @@ def train_supernet(config: AdassConfig, data: SearchData, out: SearchOutput) -> 
     if env.is_main:
         write_json(f"{run_dir}/{SAMPLING}", result)
     return result
+
+
+def _field_weights(config: AdassConfig, rows: list[int]) -> list[float] | None:
+    """Per-field weights (mean 1) of the resource penalty: None for the paper's dims, each
+    field's share of the table rows for ``resource=rows``."""
+    if config.resource == "dims":
+        return None
+    return [len(rows) * n / sum(rows) for n in rows]
 
 
 class SubnetReward:
@@ -185,6 +182,7 @@ def run(config: AdassConfig, data: SearchData, out: SearchOutput) -> SearchResul
             net = load_unsharded(supernet_dir(config, out), _supernet(config, data))
             reward = SubnetReward(net, data, config.reward_rows)
             searches = []
+            field_weights = _field_weights(config, data.info.num_embeddings)
             for s in range(config.searches):
                 started = time.perf_counter()
                 r = search_sizes(
@@ -199,6 +197,7 @@ def run(config: AdassConfig, data: SearchData, out: SearchOutput) -> SearchResul
                     layers=config.policy_layers,
                     lambda_r=lambda_r,
                     lambda_c=lambda_c,
+                    field_weights=field_weights,
                 )
                 r["seed"] = config.seed + s
                 r["sizes"] = [config.sizes[t] for t in r["choice"]]
@@ -218,6 +217,7 @@ def run(config: AdassConfig, data: SearchData, out: SearchOutput) -> SearchResul
         "scheme": config.scheme,
         "lambda_r": lambda_r,
         "lambda_c": lambda_c,
+        "resource": config.resource,
         "sizes": chosen,
         "embedding_params": sum(d * rows for d, rows in zip(chosen.values(), n, strict=True)),
         "ues_embedding_params": {str(d): d * sum(n) for d in config.sizes},

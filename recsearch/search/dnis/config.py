@@ -47,6 +47,12 @@ class DnisConfig(BaseConfig):
         doc="normalize alpha's gradient per row (block) by its mean absolute value (the paper's Eq. 8), "
         "so rare blocks learn at the rate frequent ones do",
     )
+    alpha_l1: float = setting(
+        0.0,
+        doc="L1 pull on alpha added to its (normalized) gradient: a column no validation gradient "
+        "holds up drifts to 0 (not in the paper, which has no sparsity term: 0)",
+        ge=0,
+    )
     cr: float = setting(
         20.0,
         doc="compression rate of the result: (F x K x rows) / kept embedding parameters (paper: 20 "

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -28,14 +27,14 @@ from recsearch.dist.env import init_distributed
 from recsearch.models.arch import save_arch
 from recsearch.models.blocked import block_rows
 from recsearch.search.bilevel import ValidationSteps
-from recsearch.search.common import retrain
+from recsearch.search.common import phase_loop, retrain, run_phase
 from recsearch.search.contract import SearchData, SearchOutput, SearchResult
 from recsearch.search.dnis.blocks import frequency_blocks
 from recsearch.search.dnis.config import DnisConfig
 from recsearch.search.dnis.prune import column_scores, field_scores, prune_dims
 from recsearch.search.dnis.supernet import DnisSupernet, base_arch
 from recsearch.train.checkpoint import load_unsharded
-from recsearch.train.loop import TrainLoop, evaluate
+from recsearch.train.loop import evaluate
 from recsearch.utils.fileio import read_json, write_json
 
 ALPHA = "alpha.json"
@@ -51,7 +50,7 @@ class SelectionSteps(ValidationSteps):
 
     def __init__(self, config: DnisConfig, data: SearchData) -> None:
         super().__init__(data, config.batch_size, config.seed + 1, config.arch_lr, config.log_every)
-        self.grad_norm = config.grad_norm
+        self.grad_norm, self.alpha_l1 = config.grad_norm, config.alpha_l1
 
     def arch_parameters(self, model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
         return model.arch_parameters()  # type: ignore[operator,no-any-return]
@@ -59,8 +58,12 @@ class SelectionSteps(ValidationSteps):
     def before_arch_step(self, model: torch.nn.Module) -> None:
         alpha: torch.Tensor = model.alpha  # type: ignore[assignment]
         grad = alpha.grad
-        if self.grad_norm and grad is not None:
+        if grad is None:
+            return
+        if self.grad_norm:
             normalize_rows_(grad)
+        if self.alpha_l1:  # alpha >= 0 (clipped), so the L1 gradient is the constant alpha_l1
+            grad.add_(self.alpha_l1)
 
     def after_arch_step(self, model: torch.nn.Module) -> None:
         with torch.no_grad():
@@ -103,31 +106,20 @@ def search(
     run_dir = out.path("search")
     if g_pathmgr.exists(f"{run_dir}/{ALPHA}"):
         return read_json(f"{run_dir}/{ALPHA}")
-    env = init_distributed()
     torch.manual_seed(config.seed)
     hooks = SelectionSteps(config, data)
     meta = {"kind": "dnis-search", "days": data.train_days, "starts": starts, "config": config.to_dict()}
-    loop = TrainLoop(
-        model=_supernet(config, data, starts),
-        config=config,
-        env=env,
-        run_dir=run_dir,
-        meta=meta,
-        hooks=hooks,
-        desc="search alpha",
-        progress=out.launch.progress,
-    )
-
-    started = time.perf_counter()
-    ran = loop.run(data.train_batches(config.batch_size, config.seed, env.rank, env.world_size))
+    loop = phase_loop(_supernet(config, data, starts), config, out, run_dir, meta, hooks, "search alpha")
+    steps, seconds = run_phase(loop, config, data)
+    env = loop.env
     val = ShardBatches(
         data.root, [data.val_day], config.eval_batch_size, env.rank, env.world_size, shuffle=False
     )
     supernet_val = evaluate(loop.dmp, val, env)
     result = {
         "alpha": loop.module.alpha.detach().tolist(),  # type: ignore[union-attr,operator]
-        "steps": ran.steps,
-        "seconds": time.perf_counter() - started,
+        "steps": steps,
+        "seconds": seconds,
         "supernet_val": supernet_val,
         "history": hooks.history,
     }
@@ -182,6 +174,12 @@ def prune(
     return dims
 
 
+def _per_table(per_block: list[int], dims: list[int], whole: int) -> list[int]:
+    """``per_block`` when a field keeps one table per block, else ``[whole]``: with
+    ``materialize=field`` a field's dims list has one entry, its single table."""
+    return per_block if len(dims) == len(per_block) else [whole]
+
+
 def pruned_arch(
     config: DnisConfig, names: list[str], starts: list[list[int]], dims: list[list[int]], cr: float
 ) -> dict[str, Any]:
@@ -190,7 +188,7 @@ def pruned_arch(
     spec["name"] = f"dnis_cr{cr:g}"
     blocks = {}
     for f, s, d in zip(names, starts, dims, strict=True):
-        blocks[f] = {"starts": s if len(d) == len(s) else [0], "dims": d}
+        blocks[f] = {"starts": _per_table(s, d, 0), "dims": d}
     spec["embedding"]["blocks"] = blocks
     if not any(d for dd in dims for d in dd):
         raise ValueError(f"cr={cr:g} prunes every embedding column; choose a lower cr")
@@ -220,7 +218,7 @@ def run(config: DnisConfig, data: SearchData, out: SearchOutput) -> SearchResult
         kept = sum(
             n * d
             for r, dd in zip(rows, dims, strict=True)
-            for n, d in zip(r if len(dd) == len(r) else [sum(r)], dd, strict=True)
+            for n, d in zip(_per_table(r, dd, sum(r)), dd, strict=True)
         )
         entry: dict[str, Any] = {
             "cr": cr,
@@ -266,7 +264,7 @@ def _mean_dims(names: list[str], rows: list[list[int]], dims: list[list[int]]) -
     """Each field's dim averaged over its rows (what one table per field would hold)."""
     out = {}
     for f, r, d in zip(names, rows, dims, strict=True):
-        r_ = r if len(d) == len(r) else [sum(r)]
+        r_ = _per_table(r, d, sum(r))
         out[f] = round(sum(n * x for n, x in zip(r_, d, strict=True)) / max(sum(r_), 1), 3)
     return out
 

@@ -18,23 +18,20 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 import numpy as np
 import torch
 from iopath.common.file_io import g_pathmgr
 
-from recsearch.dist.env import init_distributed
 from recsearch.search.bilevel import ValidationSteps
-from recsearch.search.common import retrain
+from recsearch.search.common import phase_loop, retrain, run_phase
 from recsearch.search.contract import SearchData, SearchOutput, SearchResult
 from recsearch.search.profit.config import ProfitConfig
 from recsearch.search.profit.selection import full_space_top, pair_matrix, random_crosses, top_crosses
 from recsearch.search.profit.supernet import ProfitSupernet
 from recsearch.search.profit.to_arch import arch_from_crosses
 from recsearch.train.checkpoint import load_checkpoint
-from recsearch.train.loop import TrainLoop
 from recsearch.utils.fileio import read_json, write_json
 
 WEIGHTS = "weights.json"
@@ -72,7 +69,6 @@ def search_phase(
     run_dir = out.path(_phase_dir(orders))
     if g_pathmgr.exists(f"{run_dir}/{WEIGHTS}"):
         return read_json(f"{run_dir}/{WEIGHTS}")
-    env = init_distributed()
     torch.manual_seed(config.seed)
     net = ProfitSupernet(
         config=config,
@@ -85,27 +81,18 @@ def search_phase(
     phase_config = dataclasses.replace(config, epochs=epochs)
     hooks = ArchSteps(config, data, orders)
     meta = {"kind": "profit-search", "orders": orders, "days": data.train_days, "config": config.to_dict()}
-    loop = TrainLoop(
-        model=net,
-        config=phase_config,
-        env=env,
-        run_dir=run_dir,
-        meta=meta,
-        hooks=hooks,
-        desc=f"search order {'-'.join(map(str, orders))}",
-        progress=out.launch.progress,
-    )
+    desc = f"search order {'-'.join(map(str, orders))}"
+    loop = phase_loop(net, phase_config, out, run_dir, meta, hooks, desc)
     if loop.previous is None and previous is not None:  # continue from the lower orders' network
         load_checkpoint(out.path(previous), loop.dmp, None)
-
-    started = time.perf_counter()
-    ran = loop.run(data.train_batches(config.batch_size, config.seed, env.rank, env.world_size))
+    steps, seconds = run_phase(loop, config, data)
+    env = loop.env
     searched: ProfitSupernet = loop.module  # type: ignore[assignment]
     result = {
         "orders": orders,
         **searched.arch_state(),
-        "steps": ran.steps,
-        "seconds": time.perf_counter() - started,
+        "steps": steps,
+        "seconds": seconds,
         "history": hooks.history,
     }
     if env.is_main:
