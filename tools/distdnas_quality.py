@@ -22,7 +22,12 @@ if __name__ == "__main__":
     p.add_argument("check", choices=["separation", "upper-bounds", "temperature", "random", "rows-per-day"])
     p.add_argument("--days", type=int, default=5)
     p.add_argument("--rows-per-day", type=int, default=100_000)
-    p.add_argument("--seed", type=int, default=0, help="data and search seed (random: seeds 0..N-1)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="data seed (and search seed, except random: searches use seeds 0..N-1)",
+    )
     p.add_argument("--seeds", type=int, default=3, help="random: search seeds")
     p.add_argument("--preset", default="tiny", help="synth preset")
     p.add_argument("--work", default="runs/experiments")
@@ -46,6 +51,6 @@ if __name__ == "__main__":
     elif a.check == "temperature":
         print(quality.temperature(*common, a.seed, a.preset))
     elif a.check == "random":
-        print(quality.random_baseline(*common, a.seeds, a.preset, extra=a.overrides))
+        print(quality.random_baseline(*common, a.seeds, a.preset, extra=a.overrides, data_seed=a.seed))
     else:
         print(quality.rows_per_day(a.work, a.total_rows, tuple(a.per_day), a.seed, a.preset, a.overrides))

@@ -232,16 +232,18 @@ def random_baseline(
     preset: str = "tiny",
     randoms: int = 5,
     extra: list[str] | None = None,
+    data_seed: int = 0,
 ) -> str:
     """Is the search better than chance? ``seeds`` searches (seeds 0..S-1) and ``randoms``
     random architectures of the same space at similar FLOPs (within 0.7-1.3x of the found
-    models' mean), all trained with one recipe on one dataset."""
+    models' mean), all trained with one recipe on one dataset (``synth --seed data_seed``:
+    another seed is a dataset no choice was made on)."""
     from recsearch.data.shards import ShardInfo
     from recsearch.profile.counts import interaction_flops
     from recsearch.search.distdnas.config import SpaceConfig
     from recsearch.search.distdnas.space import arch_from_choice, sample_choice
 
-    b = _Bench(base, "distdnas_random", days, rows_per_day, 0, preset)
+    b = _Bench(base, "distdnas_random", days, rows_per_day, data_seed, preset)
     extra = list(extra or [])
     results = b.baselines()
     found = []
