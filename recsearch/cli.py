@@ -421,20 +421,35 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
             "click probabilities: dense = raw integer counts B x D (the model applies the shards' "
             "log1p transform), values = ids of all sparse features feature-major, lengths = ids per "
             "(feature, example) feature-major. TorchScript loads with torch + fbgemm_gpu only; "
-            "--format export writes a torch.export program (.pt2) with a dynamic batch dimension."
+            "--format export writes a torch.export program (.pt2) with a dynamic batch dimension. "
+            "With --raw-features DATA the file scores raw Criteo lines instead: forward(dense, "
+            "categorical) with dense = the 13 raw integer counts (NaN if empty), categorical = "
+            "int64 B x 26 values of the 8-digit hex strings (-1 if empty); it carries DATA's "
+            "vocabularies and maps values to ids exactly as preprocess did (tools/score.py "
+            "reads TSV lines with it)."
         ),
     )
     p.add_argument("--run", required=True, help="run directory written by recsearch train")
     p.add_argument("--out", required=True, help="output file (.pt for torchscript, .pt2 for export)")
     p.add_argument("--format", choices=["torchscript", "export"], default="torchscript")
+    p.add_argument(
+        "--raw-features",
+        metavar="DATA",
+        help="the preprocessed Criteo shards the run trained on: bake their vocabularies in, so the "
+        "file takes raw values (no id lookup left to the serving stack)",
+    )
     p.set_defaults(func=_run_export)
 
 
 def _run_export(a: argparse.Namespace) -> None:
     from recsearch.export.serving import export_run
 
-    spec = export_run(a.run, a.out, a.format)
-    print(f"exported {a.run} ({spec.get('name')}, {len(spec['tables'])} tables) as {a.format} to {a.out}")
+    spec = export_run(a.run, a.out, a.format, a.raw_features)
+    inputs = "raw Criteo features" if a.raw_features else "ids"
+    print(
+        f"exported {a.run} ({spec.get('name')}, {len(spec['tables'])} tables) as {a.format} "
+        f"over {inputs} to {a.out}"
+    )
 
 
 def _is_main() -> bool:

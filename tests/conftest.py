@@ -95,6 +95,35 @@ def assert_export_matches_eager(run: Path, exported: Path, tmp: Path) -> None:
     assert ((served > 0) & (served < 1)).all()
 
 
+def assert_raw_export_scores_the_day(run: Path, shards: Path, raw_days: Path, day: int, tmp: Path) -> int:
+    """``recsearch export --raw-features`` of ``run``, scored by tools/score.py (torch +
+    fbgemm_gpu only) on the raw lines of ``day``, gives the trained model's probabilities on
+    that day's shards, row by row; returns how many of the day's ids were rare or unseen."""
+    import numpy as np
+
+    from recsearch.data.criteo import OOV_ID
+    from recsearch.data.shards import ShardInfo
+    from recsearch.export.raw import shard_day_scores
+    from recsearch.train.checkpoint import load_trained_model
+
+    exported = tmp / "raw.pt"
+    run_recsearch("export", "--run", str(run), "--raw-features", str(shards), "--out", str(exported))
+    cmd = [sys.executable, str(REPO / "tools" / "score.py"), str(exported), str(raw_days / f"day_{day}"),
+           "--batch-size", "1000"]  # fmt: skip
+    r = run_group(cmd, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    served = torch.tensor([float(x) for x in r.stdout.split()], dtype=torch.float64)
+    model, _ = load_trained_model(str(run))
+    expected = shard_day_scores(model, str(shards), day, batch=777)  # batches need not match
+    assert served.shape == expected.shape
+    torch.testing.assert_close(served, expected, rtol=0, atol=1e-6)
+    info = ShardInfo.load(str(shards))
+    ids = np.load(info.paths(day, "sparse"))[
+        :, [info.sparse_names.index(t["feature"]) for t in model.spec["tables"]]
+    ]
+    return int((ids == OOV_ID).sum())
+
+
 def train_processes(nproc: int, model: list[str], shards: Path, out: Path, *extra: str) -> dict:
     """``recsearch train MODEL`` under torchrun with ``nproc`` processes (gloo, one thread each)
     on days 0-1 of ``shards``, evaluated on day 2; its metrics.json."""

@@ -13,7 +13,7 @@ from recsearch.models.zoo import create_arch
 from recsearch.train.checkpoint import load_trained_model
 from recsearch.train.config import TrainConfig
 from recsearch.train.trainer import train
-from tests.conftest import assert_export_matches_eager, serving_inputs
+from tests.conftest import assert_export_matches_eager, assert_raw_export_scores_the_day, serving_inputs
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,104 @@ def test_exported_program_has_a_dynamic_batch(run: Path, tmp_path: Path) -> None
         x = serving_inputs(model, b, seed=b)
         with torch.no_grad():
             torch.testing.assert_close(program(x["dense"], x["values"], x["lengths"]), eager(**x))
+
+
+def test_raw_feature_program_has_a_dynamic_batch(run: Path, shards: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from recsearch.export.raw import raw_serving_model
+
+    out = tmp_path / "raw.pt2"
+    assert (
+        main(
+            [
+                "export",
+                "--run",
+                str(run),
+                "--raw-features",
+                str(shards),
+                "--out",
+                str(out),
+                "--format",
+                "export",
+            ]
+        )
+        == 0
+    )
+    program = torch.export.load(str(out)).module()
+    model, meta = load_trained_model(str(run))
+    eager = raw_serving_model(model, meta, str(shards))
+    known = torch.from_numpy(np.load(shards / "vocab" / "cat_3_values.npy").astype(np.int64))
+    for b in (3, 50):
+        g = torch.Generator().manual_seed(b)
+        dense = torch.randint(-3, 1000, (b, 13), generator=g).double()
+        dense[0, 2] = float("nan")
+        cat = torch.randint(-1, 2**32, (b, 26), generator=g)
+        cat[:, 3] = known[torch.randint(0, len(known), (b,), generator=g)]
+        with torch.no_grad():
+            torch.testing.assert_close(program(dense, cat), eager(dense, cat))
+
+
+def test_vocab_lookup_maps_raw_values_as_preprocess_did() -> None:
+    import numpy as np
+
+    from recsearch.data.vocab import FieldVocab, IdMap
+    from recsearch.export.raw import VocabLookup
+
+    rng = np.random.default_rng(3)
+    vocabs = [rng.choice(2**32, size=n, replace=False) for n in (1, 500, 0, 70_000)]
+    vocabs[1][:2] = [0, 2**32 - 1]  # the extremes of the value range are values like any other
+    lookup = VocabLookup(vocabs)
+    scripted = torch.jit.script(lookup)
+    queries, expected = [], []
+    for v in vocabs:
+        seen = rng.choice(v, size=300) if len(v) else rng.integers(0, 2**32, 300)
+        q = np.concatenate([seen, rng.integers(0, 2**32, 300), [-1, -1]])
+        queries.append(q.astype(np.int64))
+        expected.append(IdMap(FieldVocab(values=v, counts=np.zeros(len(v) + 2))).lookup(q))
+    raw = torch.from_numpy(np.stack(queries, axis=1))
+    want = torch.from_numpy(np.stack(expected, axis=1)).long()
+    assert torch.equal(lookup(raw), want) and torch.equal(scripted(raw), want)
+    assert (want == 1).any() and (want == 0).any() and (want >= 2).any()
+    # a value outside 32 bits is no field's value (not wrapped into another one): rare/unseen
+    odd = torch.tensor([[2**32 + int(vocabs[0][0]), -7, 0, 2**40]])
+    assert lookup(odd).tolist() == [[1, 1, 1, 1]]
+
+
+@pytest.mark.integration
+def test_raw_feature_export_scores_raw_lines_as_training_scored_the_shards(
+    run: Path, shards: Path, raw_days: Path, tmp_path: Path
+) -> None:
+    # day 2 is outside the vocabulary days (0-1): its unseen values must map to the rare id
+    unseen = assert_raw_export_scores_the_day(run, shards, raw_days, 2, tmp_path)
+    assert unseen > 0
+
+
+def test_raw_feature_export_refuses_shards_that_are_not_the_runs(
+    run: Path, shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import shutil
+
+    def export(data: Path) -> str:
+        assert (
+            main(["export", "--run", str(run), "--raw-features", str(data), "--out", str(tmp_path / "m.pt")])
+            == 2
+        )
+        return capsys.readouterr().err
+
+    other = tmp_path / "other"
+    shutil.copytree(shards / "vocab", other / "vocab")
+    manifest = json.loads((shards / "manifest.json").read_text())
+    manifest["num_embeddings"][0] += 1
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    err = export(other)
+    assert "cat_0 has" in err and "pass the shards the run trained on" in err and "Traceback" not in err
+    manifest["dataset"] = "tabular"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    assert "converted from a table" in export(other)
+    assert "has no manifest.json" in export(tmp_path / "none")
+    assert not (tmp_path / "m.pt").exists()
 
 
 def test_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

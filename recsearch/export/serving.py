@@ -7,7 +7,8 @@ The served ``forward(dense, values, lengths)`` takes
   run's tables), each id from the shard vocabularies (0 missing, 1 rare/unseen);
 * ``lengths``: int ids per (feature, example), feature-major, F x B flattened;
 and returns click probabilities (B,). The TorchScript file loads with ``torch``
-and ``fbgemm_gpu`` alone.
+and ``fbgemm_gpu`` alone. With ``raw_features`` the file takes raw Criteo values instead of
+ids and carries the vocabularies (``recsearch.export.raw``).
 """
 
 from typing import Any
@@ -50,7 +51,7 @@ def serving_model(model: ArchModel, meta: dict[str, Any]) -> ServingModel:
     ).eval()
 
 
-def export_torchscript(serving: ServingModel, path: str) -> None:
+def export_torchscript(serving: nn.Module, path: str) -> None:
     """Script via torchrec's FX tracer (KJT-aware) and save."""
     import torchrec.fx
 
@@ -59,19 +60,25 @@ def export_torchscript(serving: ServingModel, path: str) -> None:
     torch.jit.save(scripted, path)
 
 
-def export_program(serving: ServingModel, example: tuple[torch.Tensor, ...], path: str) -> None:
+def export_program(serving: nn.Module, example: tuple[torch.Tensor, ...], path: str) -> None:
     """``torch.export`` with a dynamic batch dimension, saved as ``.pt2``."""
     batch = torch.export.Dim("batch", min=2)
-    ids = torch.export.Dim("ids", min=2)
-    num_features = len(serving.feature_names)
-    program = torch.export.export(
-        serving, example, dynamic_shapes=({0: batch}, {0: ids}, {0: num_features * batch}), strict=False
-    )
+    if isinstance(serving, ServingModel):
+        ids = torch.export.Dim("ids", min=2)
+        num_features = len(serving.feature_names)
+        shapes: tuple[dict[int, Any], ...] = ({0: batch}, {0: ids}, {0: num_features * batch})
+    else:  # raw features: (dense, categorical), both batch-major
+        shapes = ({0: batch}, {0: batch})
+    program = torch.export.export(serving, example, dynamic_shapes=shapes, strict=False)
     torch.export.save(program, path)
 
 
-def export_run(run: str, out: str, format: str = "torchscript") -> dict[str, Any]:
-    """Export a trained run's model for serving (``torchscript`` or ``export``); returns its spec."""
+def export_run(
+    run: str, out: str, format: str = "torchscript", raw_features: str | None = None
+) -> dict[str, Any]:
+    """Export a trained run's model for serving (``torchscript`` or ``export``); with
+    ``raw_features`` (the run's shard directory) it scores raw Criteo values. Returns its spec."""
+    from recsearch.export.raw import raw_serving_model
     from recsearch.train.checkpoint import load_trained_model
     from recsearch.utils.fileio import check_out_file
 
@@ -79,18 +86,24 @@ def export_run(run: str, out: str, format: str = "torchscript") -> dict[str, Any
         raise ValueError(f"unknown export format {format!r}; choose torchscript or export")
     check_out_file(out)
     model, meta = load_trained_model(run)
-    serving = serving_model(model, meta)
-    if format == "torchscript":
-        export_torchscript(serving, out)
-    elif format == "export":
+    b = 4
+    serving: nn.Module
+    if raw_features:
+        serving = raw_serving_model(model, meta, raw_features)
+        example: tuple[torch.Tensor, ...] = (
+            torch.zeros(b, meta["num_dense"], dtype=torch.float64),
+            torch.full((b, serving.num_columns), -1, dtype=torch.long),
+        )
+    else:
+        serving = serving_model(model, meta)
         tables = model.spec["tables"]
-        b = 4
         example = (
             torch.zeros(b, meta["num_dense"]),
             torch.zeros(b * len(tables), dtype=torch.long),
             torch.ones(b * len(tables), dtype=torch.int32),
         )
-        export_program(serving, example, out)
+    if format == "torchscript":
+        export_torchscript(serving, out)
     else:
-        raise ValueError(f"unknown export format {format!r}; choose torchscript or export")
+        export_program(serving, example, out)
     return model.spec

@@ -2,7 +2,8 @@
 
 Each method's ``tiny`` preset runs end to end through ``recsearch search``; its three
 outputs are checked, and its ``arch.json`` trains with ``recsearch train --arch`` and
-exports to TorchScript that gives the eager model's outputs.
+exports to TorchScript that gives the eager model's outputs, and, exported over raw features,
+scores the held-out day's raw log lines as the model scores that day's shards.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from recsearch.search.contract import SearchData, SearchOutput, SearchResult, ru
 from recsearch.search.registry import SearchMethod, get_method, list_methods, register_method
 from recsearch.train.config import BaseConfig
 from recsearch.utils.config import list_presets, load_config
-from tests.conftest import REPO, assert_export_matches_eager, run_recsearch
+from tests.conftest import REPO, assert_export_matches_eager, assert_raw_export_scores_the_day, run_recsearch
 
 METHODS = list_methods()
 SEARCH_KEYS = {"method", "preset", "config", "seed", "phases", "result", "findings", "plots", "wall_seconds"}
@@ -44,7 +45,7 @@ def test_every_method_is_registered_with_presets_and_a_validated_config() -> Non
 @pytest.mark.integration
 @pytest.mark.parametrize("method", METHODS)
 def test_tiny_preset_runs_the_contract_and_its_arch_trains_and_exports(
-    method: str, searched: Callable[[str], Path], shards: Path, tmp_path: Path
+    method: str, searched: Callable[[str], Path], shards: Path, raw_days: Path, tmp_path: Path
 ) -> None:
     out = searched(method)
     record = json.loads((out / "search.json").read_text())
@@ -71,6 +72,8 @@ def test_tiny_preset_runs_the_contract_and_its_arch_trains_and_exports(
     assert metrics["flops"] == pytest.approx(res["flops"]) and metrics["params"] == res["params"]
     run_recsearch("export", "--run", str(run), "--out", str(tmp_path / "m.pt"))
     assert_export_matches_eager(run, tmp_path / "m.pt", tmp_path)
+    # served from raw log lines too: the held-out day's lines give the shards' scores
+    assert_raw_export_scores_the_day(run, shards, raw_days, 2, tmp_path)
 
 
 @pytest.mark.integration
