@@ -113,6 +113,68 @@ def test_raw_feature_export_scores_raw_lines_as_training_scored_the_shards(
     assert unseen > 0
 
 
+def _score_main():  # type: ignore[no-untyped-def]
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("score", REPO / "tools" / "score.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.main
+
+
+def test_score_reads_files_gz_and_stdin_and_checks_lines_as_preprocess_does(
+    run: Path, shards: Path, raw_days: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    import gzip
+    import io
+
+    score = _score_main()
+    model = tmp_path / "raw.pt"
+    assert main(["export", "--run", str(run), "--raw-features", str(shards), "--out", str(model)]) == 0
+    capsys.readouterr()
+    lines = (raw_days / "day_2").read_text().splitlines(keepends=True)[:6]
+
+    def scored(*args: str) -> list[str]:
+        assert score([str(model), *args]) == 0
+        return capsys.readouterr().out.split()
+
+    plain = tmp_path / "day.txt"
+    plain.write_text("".join(lines))
+    want = scored(str(plain))
+    assert len(want) == 6 and all(0 < float(x) < 1 for x in want)
+    with gzip.open(tmp_path / "day.gz", "wt") as f:
+        f.write("".join(lines))
+    # another batch size may round differently in the matmuls: equal to float tolerance
+    assert [float(x) for x in scored(str(tmp_path / "day.gz"), "--batch-size", "4")] == pytest.approx(
+        [float(x) for x in want], abs=1e-6
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(lines)))
+    assert scored() == want
+    # serving requests carry no label, and hex may come upper-case
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("".join(line.split("\t", 1)[1].upper() for line in lines))
+    assert scored(str(unlabeled)) == want
+
+    bad = lines.copy()
+    cols = bad[2].split("\t")
+    cols[-3] = "abc"  # int("abc", 16) would read it as 00000abc; preprocess rejects it
+    bad[2] = "\t".join(cols)
+    bad[4] = "\n"
+    (tmp_path / "bad.txt").write_text("".join(bad))
+    assert score([str(model), str(tmp_path / "bad.txt")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'bad.txt'}:3: categorical feature 23 is not an 8-digit hex string" in err, err
+    got = scored(str(tmp_path / "bad.txt"), "--on-bad-line", "nan")
+    assert got[2] == got[4] == "nan" and [got[i] for i in (0, 1, 3, 5)] == [want[i] for i in (0, 1, 3, 5)]
+
+    ids = tmp_path / "ids.pt"
+    assert main(["export", "--run", str(run), "--out", str(ids)]) == 0
+    assert score([str(ids), str(plain)]) == 2
+    assert "takes ids, not raw features" in capsys.readouterr().err
+
+
 def test_raw_feature_export_refuses_shards_that_are_not_the_runs(
     run: Path, shards: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -129,6 +191,10 @@ def test_raw_feature_export_refuses_shards_that_are_not_the_runs(
     other = tmp_path / "other"
     shutil.copytree(shards / "vocab", other / "vocab")
     manifest = json.loads((shards / "manifest.json").read_text())
+    manifest["vocab_key"] = "another"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    assert "not the ones the run trained with" in export(other)
+    manifest["vocab_key"] = json.loads((shards / "manifest.json").read_text())["vocab_key"]
     manifest["num_embeddings"][0] += 1
     (other / "manifest.json").write_text(json.dumps(manifest))
     err = export(other)

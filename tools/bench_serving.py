@@ -31,7 +31,7 @@ import torch
 from recsearch.experiments import Experiment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from score import parse  # noqa: E402  (tools/ is not a package)
+from score import batches, numbered_lines, parse  # noqa: E402  (tools/ is not a package)
 
 
 def _times(fn, inputs: list[tuple[torch.Tensor, ...]]) -> list[float]:  # type: ignore[no-untyped-def]
@@ -48,7 +48,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", help="a trained run (default: train one on fresh synthetic data)")
     p.add_argument("--data", help="its preprocessed Criteo shards (with --run)")
-    p.add_argument("--raw", help="raw Criteo day file to score (with --run; default: the fresh data's day 1)")
+    p.add_argument(
+        "--raw", help="raw Criteo day file (.gz too) to score (with --run; default: the fresh day 1)"
+    )
     p.add_argument("--day", type=int, default=1, help="the shard day that --raw holds")
     p.add_argument("--model", default="dlrm")
     p.add_argument("--rows", type=int, default=100_000)
@@ -56,6 +58,13 @@ def main() -> None:
     p.add_argument("--batch", type=int, nargs="+", default=[1, 64, 512])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds per batch size")
+    p.add_argument(
+        "--scale-rows",
+        type=int,
+        nargs="*",
+        default=[1_000_000],
+        help="also time the lookup alone with every field's vocabulary at these many rows",
+    )
     p.add_argument("--work", default="runs/experiments")
     a = p.parse_args()
     if bool(a.run) != bool(a.data) or bool(a.run) != bool(a.raw):
@@ -79,15 +88,20 @@ def main() -> None:
     eager = raw_serving_model(model, meta, data)
     scripted = torch.jit.load(exported)
     lookup = torch.jit.script(eager.vocab)
-    with open(raw) as f:
-        lines = f.readlines()
-    served = []
-    with torch.no_grad():
-        for lo in range(0, len(lines), 8192):
-            served.append(scripted(*parse(lines[lo : lo + 8192], lo + 1)).double())
-    diff = float((torch.cat(served) - shard_day_scores(model, data, a.day)).abs().max())
-    lines = lines[:50_000]
-    dense, cat = parse(lines)
+    served, kept = [], []
+    with torch.no_grad():  # the whole day, streamed: a raw Criteo day does not fit in memory
+        for where, lines in batches(numbered_lines([raw]), 8192):
+            served.append(scripted(*parse(lines, where)[:2]).double())
+            kept += lines[: max(0, 50_000 - len(kept))]
+    scores, expected = torch.cat(served), shard_day_scores(model, data, a.day)
+    if scores.shape != expected.shape:
+        raise SystemExit(
+            f"bench_serving: {raw} has {len(scores):,} lines but shard day {a.day} {len(expected):,} rows "
+            "(did preprocess skip bad lines?); pass the raw file of that day"
+        )
+    diff = float((scores - expected).abs().max()) if len(scores) else 0.0
+    lines = kept
+    dense, cat, _ = parse(lines)
     rng = np.random.default_rng(0)
     vocab_rows = int(eager.vocab.keys.numel() - 1)
     rows = [
@@ -124,10 +138,31 @@ def main() -> None:
         f"{a.threads} thread(s), {a.rounds} alternating rounds. Every raw line of `{raw}` scored by the "
         f"file vs the model on shard day {a.day}: max |difference| {diff:.2e}."
     )
+    scale = [
+        "",
+        "| vocabulary rows (all fields) | buffer MiB | lookup p50 ms at batch 1 / 64 / 512 |",
+        "|---:|---:|---|",
+    ]
+    from recsearch.export.raw import VocabLookup
+
+    for n in a.scale_rows:  # Criteo-Terabyte-sized tables: the lookup's memory and time
+        fields = cat.shape[1]
+        big = torch.jit.script(VocabLookup([rng.choice(2**32, n, replace=False) for _ in range(fields)]))
+        mib = (big.keys.numel() * 8 + big.ids.numel() * 4) / 2**20
+        p50 = []
+        for b in a.batch:
+            xs = [
+                (torch.from_numpy(rng.integers(0, 2**32, (b, fields))),) for _ in range(max(20, 20_000 // b))
+            ]
+            _times(big, xs[:10])
+            p50.append(np.median(_times(big, xs)) * 1e3)
+        scale.append(f"| {n * fields:,} | {mib:,.0f} | {' / '.join(f'{t:.3f}' for t in p50)} |")
+        record[f"lookup_{n}_rows_per_field"] = p50
+        del big
     exp.write(
         "bench_serving.json", json.dumps({"about": about, "max_diff": diff, "ms_p50_p99": record}, indent=1)
     )
-    print("\n".join([about, "", *rows]))
+    print("\n".join([about, "", *rows, *scale]))
 
 
 if __name__ == "__main__":

@@ -140,16 +140,20 @@ def save_vocab(out: str, vocabs: list[FieldVocab]) -> None:
 
 def load_vocab(out: str) -> list[FieldVocab]:
     """Per-field vocabularies of a shard directory (values and frequency counts)."""
+    return [
+        FieldVocab(values=load_vocab_file(out, i, "values"), counts=load_vocab_file(out, i, "counts"))
+        for i in range(NUM_SPARSE)
+    ]
+
+
+def load_vocab_file(out: str, field: int, what: str) -> np.ndarray:
+    """One field's ``values`` (raw values in id order: ``values[i]`` has id ``FIRST_VALUE_ID + i``)
+    or ``counts`` (per id) from a shard directory."""
+    path = _vocab_path(out, field, what)
     try:
-        return [
-            FieldVocab(
-                values=np.load(g_pathmgr.get_local_path(_vocab_path(out, i, "values"))),
-                counts=np.load(g_pathmgr.get_local_path(_vocab_path(out, i, "counts"))),
-            )
-            for i in range(NUM_SPARSE)
-        ]
-    except FileNotFoundError as e:
-        raise ValueError(f"{out}: vocabulary file {e.filename} is missing; re-run preprocessing") from None
+        return np.load(g_pathmgr.get_local_path(path), allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"{out}: vocabulary file {path} is missing; re-run preprocessing") from None
 
 
 def build_vocab(tables: list[str], options: PreprocessOptions) -> tuple[list[FieldVocab], list[int]]:

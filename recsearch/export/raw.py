@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from iopath.common.file_io import g_pathmgr
 from torch import nn
-from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
 from recsearch.data.criteo import FIRST_VALUE_ID, MISSING_ID, MISSING_VALUE, OOV_ID
+from recsearch.data.loader import ShardBatches
+from recsearch.data.preprocess import load_vocab_file
 from recsearch.data.shards import ShardInfo
+from recsearch.export.serving import ServingModel
 from recsearch.models.builder import ArchModel
 
 _VALUE_BITS = 32  # Criteo's categorical values are 8 hex digits
@@ -49,20 +50,25 @@ class VocabLookup(nn.Module):
 
     def __init__(self, vocabs: list[np.ndarray]) -> None:
         super().__init__()
-        keys = [np.array([-1], np.int64)]  # a sentinel below every key: the search never runs off
-        ids = [np.array([OOV_ID], np.int32)]
+        total = 1 + sum(len(v) for v in vocabs)
+        # A sentinel key below every other (-1, id 1): the search never runs off the front.
+        # Fields are sorted one at a time into the final arrays, so building the lookup of
+        # Terabyte-sized tables needs little beyond the 12 bytes per row it keeps.
+        keys, ids = np.empty(total, np.int64), np.empty(total, np.int32)
+        keys[0], ids[0] = -1, OOV_ID
+        at = 1
         for f, values in enumerate(vocabs):
             v = np.asarray(values, np.int64)
             if len(v) and (v.min() < 0 or v.max() >= 1 << _VALUE_BITS):
                 raise ValueError(f"field {f}: vocabulary values must be {_VALUE_BITS}-bit unsigned")
-            keys.append((np.int64(f) << _VALUE_BITS) | v)
-            ids.append(np.arange(FIRST_VALUE_ID, FIRST_VALUE_ID + len(v), dtype=np.int32))
-        all_keys = np.concatenate(keys)
-        order = np.argsort(all_keys, kind="stable")
-        self.register_buffer("keys", torch.from_numpy(all_keys[order].copy()))
-        self.register_buffer("ids", torch.from_numpy(np.concatenate(ids)[order].copy()))
+            order = np.argsort(v, kind="stable")
+            keys[at : at + len(v)] = (np.int64(f) << _VALUE_BITS) | v[order]
+            ids[at : at + len(v)] = FIRST_VALUE_ID + order
+            at += len(v)
+        self.register_buffer("keys", torch.from_numpy(keys))
+        self.register_buffer("ids", torch.from_numpy(ids))
         self.register_buffer("field_base", torch.arange(len(vocabs), dtype=torch.int64) << _VALUE_BITS)
-        self.last = int(len(all_keys) - 1)
+        self.last = total - 1
         # ints on the module: TorchScript reads no module-level globals
         self.value_limit, self.missing_value = 1 << _VALUE_BITS, MISSING_VALUE
         self.missing_id, self.oov_id = MISSING_ID, OOV_ID
@@ -81,11 +87,12 @@ class RawServingModel(nn.Module):
     click probabilities (B,). See the module docstring for the inputs.
 
     Args:
-        model: the trained (unsharded) model.
-        feature_names: the model's sparse features, in its tables' order.
-        columns: for each of them, its column in ``categorical``.
+        serving: the model's id front (``ServingModel``, its dense transform off: it is
+            applied here, in float64 as ``preprocess`` does).
+        columns: for each of its sparse features, the feature's column in ``categorical``.
         num_columns: the columns of ``categorical`` (the data's categorical fields).
-        vocab: the lookup of those features, in the same order.
+        num_dense: the columns of ``dense``.
+        vocab: the lookup of the served features, in ``columns`` order.
         log1p_dense: apply log1p(max(x, 0)) to ``dense`` (the shards' transform).
     """
 
@@ -94,67 +101,83 @@ class RawServingModel(nn.Module):
     def __init__(
         self,
         *,
-        model: ArchModel,
-        feature_names: list[str],
+        serving: ServingModel,
         columns: list[int],
         num_columns: int,
+        num_dense: int,
         vocab: VocabLookup,
         log1p_dense: bool,
     ) -> None:
         super().__init__()
-        self.model = model
-        self.feature_names = feature_names
+        self.serving = serving
         self.register_buffer("columns", torch.tensor(columns, dtype=torch.int64))
-        self.num_columns = num_columns
+        self.num_columns, self.num_dense = num_columns, num_dense
         self.vocab = vocab
         self.log1p_dense = log1p_dense
 
     def forward(self, dense: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
-        x = torch.nan_to_num(dense.double(), nan=0.0)
+        # one assert per condition: `and` would be control flow on traced values
+        torch._assert(dense.size(1) == self.num_dense, "dense must be B x 13 raw counts")
+        torch._assert(
+            categorical.size(1) == self.num_columns, "categorical must be B x 26 raw values (-1 if empty)"
+        )
+        # NaN (an empty field) -> 0; an infinite count is no count either
+        x = torch.nan_to_num(dense.double(), nan=0.0, posinf=0.0, neginf=0.0)
         if self.log1p_dense:
             x = torch.log1p(torch.clamp(x, min=0.0))
         ids = self.vocab(categorical.long().index_select(1, self.columns))
         values = ids.t().reshape(-1)  # feature-major, one id per (feature, example)
-        lengths = torch.ones_like(values, dtype=torch.int32)
-        sparse = KeyedJaggedTensor(keys=self.feature_names, values=values, lengths=lengths)
-        return torch.sigmoid(self.model(x.float(), sparse))
+        return self.serving(x.float(), values, torch.ones_like(values, dtype=torch.int32))
 
 
 def raw_serving_model(model: ArchModel, meta: dict[str, Any], data: str) -> RawServingModel:
     """``model`` behind the vocabularies of the preprocessed Criteo shards in ``data`` (the
-    ones it trained on: each table's rows must match its field's vocabulary)."""
+    ones it trained on: the same vocabulary key where the run recorded one, and each table's
+    rows those of its field's vocabulary)."""
     info = ShardInfo.load(data)
-    files = info.manifest.get("vocab_files")
-    if info.manifest.get("dataset") != "criteo" or not isinstance(files, dict) or info.jagged_names:
+    if info.manifest.get("dataset") != "criteo" or info.jagged_names:
         raise ValueError(
             f"--raw-features {data}: raw-feature export needs shards written by `recsearch preprocess` "
             "from raw Criteo days (these were converted from a table); export without --raw-features"
+        )
+    key = meta.get("vocab_key")
+    if key and info.manifest.get("vocab_key") != key:
+        raise ValueError(
+            f"--raw-features {data}: its vocabularies are not the ones the run trained with "
+            f"(vocab_key {info.manifest.get('vocab_key')} vs the run's {key}); pass the run's shards"
         )
     if list(meta.get("dense_names") or info.dense_names) != info.dense_names:
         raise ValueError(
             f"--raw-features {data}: its dense features are not the run's; pass the run's shards"
         )
     rows = dict(zip(info.sparse_names, info.num_embeddings, strict=True))
-    features = [str(t["feature"]) for t in model.spec["tables"]]
+    tables = model.spec["tables"]
     vocabs = []
-    for f, table in zip(features, model.spec["tables"], strict=True):
-        if f not in rows or int(table["num_embeddings"]) != rows[f]:
-            have = f"{rows[f]:,} ids" if f in rows else "no such field"
+    for t in tables:
+        f, n = str(t["feature"]), int(t["num_embeddings"])
+        if f not in rows:
             raise ValueError(
-                f"--raw-features {data}: {f} has {have} there but the run's table has "
-                f"{int(table['num_embeddings']):,} rows; pass the shards the run trained on"
+                f"--raw-features {data}: the run's feature {f} is not a field there; pass the run's shards"
             )
-        path = f"{data.rstrip('/')}/{files[f]['values']}"
-        values = np.load(g_pathmgr.get_local_path(path), allow_pickle=False)
-        if len(values) + FIRST_VALUE_ID != rows[f]:
-            raise ValueError(f"{path}: {len(values):,} values for {rows[f]:,} ids; re-run preprocessing")
+        if n != rows[f]:
+            raise ValueError(
+                f"--raw-features {data}: {f} has {rows[f]:,} ids there but the run's table has {n:,} rows; "
+                "pass the shards the run trained on"
+            )
+        values = load_vocab_file(data, info.sparse_names.index(f), "values")
+        if len(values) + FIRST_VALUE_ID != n:
+            raise ValueError(
+                f"{data}: {f}'s vocabulary has {len(values):,} values for {n:,} ids; re-run preprocessing"
+            )
         vocabs.append(values)
     transform = str(meta.get("dense_transform") or info.manifest.get("dense_transform") or "")
     return RawServingModel(
-        model=model,
-        feature_names=features,
-        columns=[info.sparse_names.index(f) for f in features],
+        serving=ServingModel(
+            model=model, feature_names=[str(t["feature"]) for t in tables], log1p_dense=False
+        ),
+        columns=[info.sparse_names.index(str(t["feature"])) for t in tables],
         num_columns=len(info.sparse_names),
+        num_dense=len(info.dense_names),
         vocab=VocabLookup(vocabs),
         log1p_dense=transform.startswith("log1p"),
     ).eval()
@@ -162,22 +185,11 @@ def raw_serving_model(model: ArchModel, meta: dict[str, Any], data: str) -> RawS
 
 def shard_day_scores(model: ArchModel, data: str, day: int, batch: int = 65_536) -> torch.Tensor:
     """``model``'s click probabilities (float64) for every row of ``day`` of the shards in
-    ``data``: what a raw-feature export must give for that day's raw lines."""
+    ``data``, in row order: what a raw-feature export must give for that day's raw lines."""
     info = ShardInfo.load(data)
     info.check_days([day])
-    features = [str(t["feature"]) for t in model.spec["tables"]]
-    cols = [info.sparse_names.index(f) for f in features]
-    ids = np.load(g_pathmgr.get_local_path(info.paths(day, "sparse")), mmap_mode="r")
-    dense = np.load(g_pathmgr.get_local_path(info.paths(day, "dense")), mmap_mode="r")
-    out = []
+    out = [torch.zeros(0, dtype=torch.float64)]
     with torch.no_grad():
-        for lo in range(0, len(ids), batch):
-            values = torch.from_numpy(
-                np.ascontiguousarray(ids[lo : lo + batch, cols].T).reshape(-1).astype(np.int64)
-            )
-            lengths = torch.ones_like(values, dtype=torch.int32)
-            sparse = KeyedJaggedTensor(keys=features, values=values, lengths=lengths)
-            out.append(
-                torch.sigmoid(model(torch.from_numpy(np.array(dense[lo : lo + batch])), sparse)).double()
-            )
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+        for b in ShardBatches(data, [day], batch, shuffle=False):
+            out.append(torch.sigmoid(model(b.dense_features, b.sparse_features)).double())
+    return torch.cat(out)

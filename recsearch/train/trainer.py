@@ -94,6 +94,7 @@ def train(
         "num_dense": len(info.dense_names),
         "dense_names": info.dense_names,
         "dense_transform": info.manifest.get("dense_transform"),
+        "vocab_key": info.manifest.get("vocab_key"),  # which vocabularies the ids come from (export)
         "train_days": train_days,
         "val_day": val_day,
     }
