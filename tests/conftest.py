@@ -108,8 +108,11 @@ def assert_raw_export_scores_the_day(run: Path, shards: Path, raw_days: Path, da
 
     exported = tmp / "raw.pt"
     run_recsearch("export", "--run", str(run), "--raw-features", str(shards), "--out", str(exported))
-    cmd = [sys.executable, str(REPO / "tools" / "score.py"), str(exported), str(raw_days / f"day_{day}"),
-           "--batch-size", "1000"]  # fmt: skip
+    # torchrec and recsearch made unimportable: the file and the script need torch + fbgemm_gpu only
+    block = "import sys, runpy; sys.modules.update(torchrec=None, recsearch=None); sys.argv = sys.argv[1:]; "
+    score = block + "runpy.run_path(sys.argv[0], run_name='__main__')"
+    cmd = [sys.executable, "-c", score, str(REPO / "tools" / "score.py"), str(exported),
+           str(raw_days / f"day_{day}"), "--batch-size", "1000"]  # fmt: skip
     r = run_group(cmd, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     served = torch.tensor([float(x) for x in r.stdout.split()], dtype=torch.float64)
