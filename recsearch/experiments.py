@@ -290,9 +290,9 @@ def planted_fields(raw: str | Path, dim: dict[str, float], what: str = "dim") ->
     ]
 
 
-def size_search_main(doc: str, results: Callable[..., str], movielens: Callable[..., str]) -> None:
-    """The command line of an embedding-size search's results tool (``tools/<method>_results.py``):
-    planted data and/or MovieLens, printed as markdown for docs/results.md."""
+def results_arguments(doc: str) -> Any:
+    """The options every ``tools/<method>_results.py`` shares: planted data (days, rows, seed,
+    presets), the work folder and MovieLens."""
     import argparse
 
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -304,6 +304,13 @@ def size_search_main(doc: str, results: Callable[..., str], movielens: Callable[
     p.add_argument("--work", default="runs/experiments")
     p.add_argument("--movielens", default="", help="folder of tools/fetch_movielens.sh: also run on it")
     p.add_argument("--skip-planted", action="store_true", help="only MovieLens")
+    return p
+
+
+def size_search_main(doc: str, results: Callable[..., str], movielens: Callable[..., str]) -> None:
+    """The command line of an embedding-size search's results tool (``tools/<method>_results.py``):
+    planted data and/or MovieLens, printed as markdown for docs/results.md."""
+    p = results_arguments(doc)
     p.add_argument("overrides", nargs="*", help="search overrides")
     a = p.parse_args()
     if a.movielens:

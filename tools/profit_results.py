@@ -11,21 +11,12 @@ directory under --work; every stage through the CLI; prints markdown for docs/re
 
 from __future__ import annotations
 
-import argparse
-
+from recsearch.experiments import results_arguments
 from recsearch.search.profit.experiments import movielens, results, score
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--days", type=int, default=5)
-    p.add_argument("--rows-per-day", type=int, default=300_000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preset", default="small", help="search preset")
-    p.add_argument("--synth-preset", default="small")
+    p = results_arguments(__doc__)
     p.add_argument("--modes", nargs="+", default=["progressive", "one-step", "random"])
-    p.add_argument("--work", default="runs/experiments")
-    p.add_argument("--movielens", default="", help="folder of tools/fetch_movielens.sh: also run on it")
-    p.add_argument("--skip-planted", action="store_true", help="only MovieLens")
     what = "only score a finished search against the crosses synth planted in RAW_DIR"
     p.add_argument("--score", nargs=2, metavar=("SEARCH_DIR", "RAW_DIR"), help=what)
     p.add_argument("overrides", nargs="*", help="search overrides")
