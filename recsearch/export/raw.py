@@ -152,7 +152,7 @@ def raw_serving_model(model: ArchModel, meta: dict[str, Any], data: str) -> RawS
         )
     rows = dict(zip(info.sparse_names, info.num_embeddings, strict=True))
     tables = model.spec["tables"]
-    vocabs = []
+    vocabs, columns = [], []
     for t in tables:
         f, n = str(t["feature"]), int(t["num_embeddings"])
         if f not in rows:
@@ -164,7 +164,8 @@ def raw_serving_model(model: ArchModel, meta: dict[str, Any], data: str) -> RawS
                 f"--raw-features {data}: {f} has {rows[f]:,} ids there but the run's table has {n:,} rows; "
                 "pass the shards the run trained on"
             )
-        values = load_vocab_file(data, info.sparse_names.index(f), "values")
+        columns.append(info.sparse_names.index(f))
+        values = load_vocab_file(data, columns[-1], "values")
         if len(values) + FIRST_VALUE_ID != n:
             raise ValueError(
                 f"{data}: {f}'s vocabulary has {len(values):,} values for {n:,} ids; re-run preprocessing"
@@ -175,7 +176,7 @@ def raw_serving_model(model: ArchModel, meta: dict[str, Any], data: str) -> RawS
         serving=ServingModel(
             model=model, feature_names=[str(t["feature"]) for t in tables], log1p_dense=False
         ),
-        columns=[info.sparse_names.index(str(t["feature"])) for t in tables],
+        columns=columns,
         num_columns=len(info.sparse_names),
         num_dense=len(info.dense_names),
         vocab=VocabLookup(vocabs),
@@ -186,9 +187,7 @@ def raw_serving_model(model: ArchModel, meta: dict[str, Any], data: str) -> RawS
 def shard_day_scores(model: ArchModel, data: str, day: int, batch: int = 65_536) -> torch.Tensor:
     """``model``'s click probabilities (float64) for every row of ``day`` of the shards in
     ``data``, in row order: what a raw-feature export must give for that day's raw lines."""
-    info = ShardInfo.load(data)
-    info.check_days([day])
-    out = [torch.zeros(0, dtype=torch.float64)]
+    out = [torch.zeros(0, dtype=torch.float64)]  # ShardBatches checks the day
     with torch.no_grad():
         for b in ShardBatches(data, [day], batch, shuffle=False):
             out.append(torch.sigmoid(model(b.dense_features, b.sparse_features)).double())
