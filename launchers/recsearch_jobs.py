@@ -18,6 +18,34 @@ from torchx.components.utils import python
 IMAGE = "ghcr.io/pytorch/torchx:0.7.0"
 
 
+def preprocess(
+    input: str,
+    out: str,
+    days: str = "",
+    vocab_days: str = "",
+    workers: int = 2,
+    cpu: int = 2,
+    memMB: int = 8192,
+    image: str = IMAGE,
+) -> specs.AppDef:
+    """Raw Criteo days -> per-day shards (`recsearch preprocess`); a rerun resumes.
+
+    Args:
+        input: directory of day_N / day_N.gz files (shared storage for remote schedulers).
+        out: shard directory to write.
+        days: days to convert, e.g. 0-23 (default: all found).
+        vocab_days: days whose values build the vocabularies (default: all but the last).
+        workers: parsing processes.
+        cpu: CPUs of this job.
+        memMB: memory in MB.
+        image: container image (for container schedulers).
+    """
+    args = ["preprocess", "--input", input, "--out", out, "--workers", str(workers)]
+    args += ["--days", days] if days else []
+    args += ["--vocab-days", vocab_days] if vocab_days else []
+    return python(*args, m="recsearch", name="recsearch-preprocess", image=image, cpu=cpu, memMB=memMB)
+
+
 def train(
     *overrides: str,
     data: str,
@@ -26,6 +54,7 @@ def train(
     out: str,
     model: str = "dlrm",
     arch: str = "",
+    preset: str = "",
     config: str = "",
     j: str = "1x2",
     cpu: int = 2,
@@ -45,6 +74,7 @@ def train(
         out: run directory (metrics.json, checkpoint/, arch.json).
         model: zoo model name (ignored when arch is given).
         arch: architecture JSON file.
+        preset: train preset (configs/train/NAME.yaml).
         config: YAML file of TrainConfig keys.
         j: nodes x processes per node, e.g. 1x2.
         cpu: CPUs per replica.
@@ -56,8 +86,8 @@ def train(
     """
     args = ["train", "--data", data, "--train-days", train_days, "--eval-day", str(eval_day), "--out", out]
     args += ["--arch", arch] if arch else ["--model", model]
-    if config:
-        args += ["--config", config]
+    args += ["--preset", preset] if preset else []
+    args += ["--config", config] if config else []
     return ddp(
         *args,
         *overrides,
@@ -83,7 +113,9 @@ def search(
     preset: str = "",
     config: str = "",
     scheduler: str = "local_cwd",
+    scheduler_args: str = "",
     workers: int = 2,
+    threads_per_job: int = 0,
     cpu: int = 2,
     image: str = IMAGE,
     memMB: int = 16384,
@@ -103,13 +135,18 @@ def search(
         preset: the method's preset (configs/search/METHOD/NAME.yaml).
         config: YAML file of config keys.
         scheduler: torchx scheduler of the fanned-out jobs.
+        scheduler_args: that scheduler's options, k=v,k=v (slurm: partition=cpu).
         workers: fanned-out jobs at a time on a local scheduler.
+        threads_per_job: intra-op threads (and CPUs) per fanned-out job (0: cores / workers
+            locally, all cores elsewhere).
         cpu: CPUs of this job.
         image: container image (for container schedulers).
         memMB: memory in MB.
     """
     args = ["search", method, "--data", data, "--train-days", train_days, "--val-day", str(val_day)]
     args += ["--out", out, "--scheduler", scheduler, "--workers", str(workers)]
+    args += ["--threads-per-job", str(threads_per_job)]
+    args += ["--scheduler-args", scheduler_args] if scheduler_args else []
     args += ["--preset", preset] if preset else []
     args += ["--config", config] if config else []
     return python(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,11 @@ from recsearch.utils.faults import fault_point
 
 IMAGE = "ghcr.io/pytorch/torchx:0.7.0"
 LOCAL_SCHEDULERS = ("local_cwd", "local_docker")
+# schedulers whose jobs run on this machine's (or a shared) filesystem without a container: a job
+# runs this interpreter, with recsearch installed, instead of the image's ``python``
+HOST_SCHEDULERS = ("local_cwd", "slurm")
+# log lines that say nothing about a failure: progress bars, bash -x traces of a batch script
+_NOISE = re.compile(r"\d+%\||^\+ |^\s*(if|fi|then|exit|echo|set|export|srun --)\b")
 
 
 @dataclass
@@ -87,7 +93,8 @@ def module_app(
 
     app = python(*args, m=module, name=name, image=launch.image, cpu=max(threads, 1), memMB=memMB)
     app.roles[0].env["OMP_NUM_THREADS"] = str(threads)
-    if launch.local:  # the interpreter running this command, with recsearch installed
+    app.roles[0].name = name  # what squeue and the log files show (the component says "python")
+    if launch.scheduler in HOST_SCHEDULERS:  # the interpreter running this command
         app.roles[0].entrypoint = sys.executable
     return app
 
@@ -123,21 +130,57 @@ class JobPool:
 
     def __init__(self, launch: LaunchOptions, log_dir: str) -> None:
         self.launch = launch
+        self.log_dir = os.path.abspath(log_dir)
         self.cfg: dict[str, Any] = dict(launch.scheduler_args)
         if launch.local:
-            self.cfg.setdefault("log_dir", log_dir)
+            self.cfg.setdefault("log_dir", self.log_dir)
+        self.logs: dict[str, str] = {}  # handle -> where that submission's logs are
+
+    def _submit(self, runner: Any, job: PoolJob, threads: int, attempt: int) -> str:
+        """Submit one attempt of ``job``; on Slurm each attempt gets its own job directory
+        under the log directory (its ``slurm-*.out/err`` files land there)."""
+        cfg = dict(self.cfg)
+        where = self.log_dir
+        if self.launch.scheduler == "slurm" and "job_dir" not in self.cfg:
+            where = cfg["job_dir"] = f"{self.log_dir}/{job.name}.{attempt}"
+            os.makedirs(where, exist_ok=True)
+        handle = str(runner.run(job.app(threads), self.launch.scheduler, cfg=cfg, workspace=None))
+        self.logs[handle] = where if self.launch.local or "job_dir" in cfg else f"torchx log {handle}"
+        return handle
+
+    def _status(self, runner: Any, handle: str) -> Any:
+        """torchx's status of a submitted job. torchx 0.7.0 reads Slurm's accounting state
+        verbatim and fails on a cancelled job's ``CANCELLED by <uid>`` (an assertion in
+        SlurmScheduler.describe): that job is reported cancelled, as it is."""
+        from torchx.specs import AppState, AppStatus
+
+        try:
+            return runner.status(handle)
+        except AssertionError as e:
+            if self.launch.scheduler != "slurm" or "CANCELLED by" not in str(e):
+                raise
+            return AppStatus(state=AppState.CANCELLED, msg="cancelled (scancel)")
 
     def _last_error_line(self, handle: str) -> str:
-        """The last line a failed local job wrote to stderr (its one-line error, usually)."""
+        """The last error line a failed job left where its logs are on this machine (a local
+        scheduler's stderr; on Slurm the job's stderr, then srun's lines in the batch output,
+        e.g. ``srun: error: node: task 0: Killed``); progress bars and shell traces skipped."""
         app_id = handle.rstrip("/").rsplit("/", 1)[-1]
-        for path in sorted(glob.glob(f"{self.cfg['log_dir']}/*/{app_id}/*/*/stderr.log")):
+        where = self.logs.get(handle, self.log_dir)
+        patterns = (
+            f"{where}/*/{app_id}/*/*/stderr.log",
+            f"{where}/slurm-{app_id}-*.err",
+            f"{where}/slurm-{app_id}.out",
+        )
+        for path in (p for pattern in patterns for p in sorted(glob.glob(pattern))):
             try:
                 with open(path, errors="replace") as f:
-                    lines = [ln.strip() for ln in f.read().splitlines()[-50:] if ln.strip()]
+                    tail = f.read().splitlines()[-200:]
             except OSError:
                 continue
+            lines = [ln.strip() for ln in tail if ln.strip() and not _NOISE.search(ln)]
             errors = [ln for ln in lines if "error" in ln.lower()]
-            if errors or lines:
+            if errors or (lines and not path.endswith(".out")):
                 return (errors or lines)[-1][-300:]
         return ""
 
@@ -187,14 +230,14 @@ class JobPool:
                 while pending and len(running) < parallel:
                     job = pending.pop(0)
                     attempts[job.name] += 1
-                    running[runner.run(job.app(threads), launch.scheduler, cfg=self.cfg, workspace=None)] = job
+                    running[self._submit(runner, job, threads, attempts[job.name])] = job
                 names = ",".join(j.name for j in running.values()) or "-"
                 if names != shown:
                     bar.set_postfix(running=names)
                     shown = names
                 time.sleep(0.5)
                 for handle, job in list(running.items()):
-                    status = runner.status(handle)
+                    status = self._status(runner, handle)
                     if status is None or not status.is_terminal():
                         continue
                     del running[handle]
@@ -205,13 +248,13 @@ class JobPool:
                         if job.summary is not None:
                             bar.write(f"{job.name}: {job.summary()}")
                         continue
-                    msg = status.msg if status.msg and status.msg != "<NONE>" else ""
+                    msg = status.msg if status.msg not in ("", "<NONE>", status.state.name) else ""
                     reason = status.state.name + (f": {msg}" if msg else "")
                     if status.state == AppState.SUCCEEDED:
                         reason = "exited without writing its result"
-                    last = self._last_error_line(handle) if launch.local else ""
+                    last = self._last_error_line(handle)
                     reason += f" ({last})" if last else ""
-                    where = f" (logs: {self.cfg['log_dir']})" if launch.local else f" (torchx log {handle})"
+                    where = f" (logs: {self.logs.get(handle, handle)})"
                     if attempts[job.name] <= launch.retries:
                         bar.write(
                             f"{job.name}: {reason}{where}; retrying "

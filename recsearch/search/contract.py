@@ -208,7 +208,8 @@ def run_search(
                 print(f"{out}: this search is already complete (--restart to redo it)")
             return record
     write_json(f"{out}/{REQUEST}", {**request, "preset": preset})
-    output = SearchOutput(dir=out, launch=launch)
+    # absolute: jobs may run in another directory (a Slurm job runs in its own job directory)
+    output = SearchOutput(dir=out if "://" in out else os.path.abspath(out), launch=launch)
     output.resume_phases()
     started = time.perf_counter()
     result: SearchResult = m.run(config, SearchData(data, list(train_days), val_day, info), output)
