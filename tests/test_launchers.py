@@ -150,3 +150,56 @@ def test_search_components_dry_run() -> None:
     assert r.returncode == 0, r.stderr[-2000:]
     assert "-m recsearch.search.job --search-dir /shared/search --job day_3" in r.stdout
     assert "OMP_NUM_THREADS=4" in r.stdout
+
+
+def test_kubernetes_dry_runs_are_pods_valid_under_the_kubernetes_schema() -> None:
+    """Every component's Kubernetes dry run (a Volcano Job) holds pod templates that the
+    Kubernetes OpenAPI schema accepts (kubernetes-validate, strict: no unknown fields)."""
+    import importlib.util
+
+    import kubernetes_validate
+    from kubernetes.client import ApiClient
+    from torchx.runner import get_runner
+
+    spec = importlib.util.spec_from_file_location("recsearch_jobs", COMPONENTS)
+    assert spec and spec.loader
+    jobs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(jobs)
+    apps = {
+        "preprocess": jobs.preprocess(input="/shared/raw", out="/shared/shards", days="0-23"),
+        "train": jobs.train(
+            "batch_size=8192",
+            data="/shared/shards",
+            train_days="0-22",
+            eval_day=23,
+            out="/shared/runs/dlrm",
+            j="2x8",
+            gpu=8,
+        ),  # fmt: skip
+        "search": jobs.search(
+            method="distdnas",
+            data="/shared/shards",
+            train_days="0-21",
+            val_day=22,
+            out="/shared/search",
+            scheduler="kubernetes",
+            scheduler_args="queue=default",
+        ),  # fmt: skip
+        "search_job": jobs.search_job(search_dir="/shared/search", job="day_3", threads=4),
+        "evaluate": jobs.evaluate(run="/shared/runs/dlrm", data="/shared/shards", day=23),
+        "profile": jobs.profile(data="/shared/shards", model="dcn_v2"),
+        "export": jobs.export(run="/shared/runs/dlrm", out="/shared/m.pt"),
+    }
+    version, replicas = kubernetes_validate.latest_version(), {}
+    for name, app in apps.items():
+        info = get_runner().dryrun(app, "kubernetes", cfg={"queue": "default"}, workspace=None)
+        job = ApiClient().sanitize_for_serialization(info.request.resource)
+        replicas[name] = sum(t["replicas"] for t in job["spec"]["tasks"])
+        assert (job["apiVersion"], job["kind"]) == ("batch.volcano.sh/v1alpha1", "Job")
+        assert job["spec"]["queue"] == "default"
+        assert job["spec"]["tasks"], name
+        for task in job["spec"]["tasks"]:
+            pod = {"apiVersion": "v1", "kind": "Pod", **task["template"]}
+            kubernetes_validate.validate(pod, version, strict=True)  # raises on an invalid spec
+            assert pod["spec"]["containers"][0]["image"] == jobs.IMAGE, name
+    assert replicas["train"] == 2 and replicas["export"] == 1  # 2 nodes x 8 processes: a pod per node
