@@ -10,6 +10,7 @@ it prints names that directory, so every figure says which run it came from.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,6 +25,23 @@ ZOO = ["lr", "fm", "wide_deep", "deepfm", "dlrm", "dcn_v2", "xdeepfm", "autoint"
 
 class ExperimentError(RuntimeError):
     """A stage of an experiment failed; the message holds the command and its stderr tail."""
+
+
+def machine() -> str:
+    """What the numbers depend on beyond the code: runs repeat bit for bit on one machine but
+    not across CPUs (their kernels round differently), so every run log names its machine."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} (CPU kernels: {capability})"
 
 
 class Experiment:
@@ -42,6 +60,7 @@ class Experiment:
         except FileExistsError:
             raise ExperimentError(f"{self.dir} exists: an experiment never reuses an earlier run") from None
         self.log = self.dir / "commands.log"
+        self.log.write_text(f"# {machine()}\n")
         self.seconds: dict[str, float] = {}
 
     def recsearch(self, *args: str, label: str = "") -> float:
