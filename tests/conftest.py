@@ -55,6 +55,14 @@ def run_group(cmd: list[str], timeout: int, **kwargs) -> subprocess.CompletedPro
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def torchx(*args: str, timeout: int = 300, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """``torchx ARGS`` with this interpreter's bin directory first on PATH (so jobs on host
+    schedulers find ``torchrun`` and ``recsearch``) and one OpenMP thread per job."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
+    return run_group([sys.executable, "-m", "torchx.cli.main", *args], timeout=timeout, env=env, cwd=cwd)
+
+
 _LOADER = """
 import sys, torch, fbgemm_gpu
 m = torch.jit.load(sys.argv[1])

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_group
+from tests.conftest import REPO, torchx
 
 COMPONENTS = str(REPO / "launchers" / "recsearch_jobs.py")
-
-
-def torchx(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
-    return run_group([sys.executable, "-m", "torchx.cli.main", *args], timeout=timeout, env=env, cwd=REPO)
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, assert_export_matches_eager, run_group, run_recsearch, train_processes
+from tests.conftest import REPO, assert_export_matches_eager, run_recsearch, torchx, train_processes
 
 SCRIPT = REPO / "tools" / "slurm_local.sh"
 LAUNCHERS = REPO / "launchers" / "recsearch_jobs.py"
@@ -55,10 +55,7 @@ def slurm() -> Iterator[None]:
 def torchx_run(component: str, *args: str, cwd: Path) -> None:
     """``torchx run --wait -s slurm launchers/recsearch_jobs.py:COMPONENT ARGS``, asserting the
     job succeeded (its Slurm logs land in ``cwd``)."""
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
-    cmd = [f"{bin_dir}/torchx", "run", "--wait", "-s", "slurm", f"{LAUNCHERS}:{component}", *args]
-    r = run_group(cmd, timeout=600, env=env, cwd=cwd)
+    r = torchx("run", "--wait", "-s", "slurm", f"{LAUNCHERS}:{component}", *args, timeout=600, cwd=cwd)
     assert r.returncode == 0 and "SUCCEEDED" in r.stdout + r.stderr, (component, r.stderr[-3000:])
 
 
