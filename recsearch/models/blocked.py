@@ -41,6 +41,7 @@ class BlockedEmbeddings(nn.Module):
         starts: per feature, the first id of each block (``[0]``: one block, the whole range).
         dims: per feature, each block's dim (0: no table, its ids look up zeros).
         common_dim: E of the output; a block at that dim is not projected.
+        init_bound: one bound b for every table, U(-b, b); None: each feature's own (below).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class BlockedEmbeddings(nn.Module):
         starts: list[list[int]],
         dims: list[list[int]],
         common_dim: int,
+        init_bound: float | None = None,
     ) -> None:
         super().__init__()
         self.feature_names = list(feature_names)
@@ -65,7 +67,7 @@ class BlockedEmbeddings(nn.Module):
             # every block starts as the whole table would, U(-1/sqrt(n), 1/sqrt(n)) with n the
             # feature's rows: TorchRec's default uses the block's own rows, which gives a block
             # of 2 frequent ids values ~0.7 and one of 100k rare ids ~0.003
-            bound = n**-0.5
+            bound = n**-0.5 if init_bound is None else init_bound
             keys = []
             for b, (rows, dim) in enumerate(zip(block_rows(s, n), d, strict=True)):
                 key = f if len(s) == 1 else block_key(f, b)

@@ -20,7 +20,14 @@ from recsearch.search.contract import SearchData
 from recsearch.search.dnis.blocks import frequency_blocks
 from recsearch.search.dnis.config import DnisConfig
 from recsearch.search.dnis.prune import prune_dims
-from recsearch.search.dnis.search import SelectionSteps, field_blocks, normalize_rows_, prune, pruned_arch
+from recsearch.search.dnis.search import (
+    SelectionSteps,
+    _supernet,
+    field_blocks,
+    normalize_rows_,
+    prune,
+    pruned_arch,
+)
 from tests.search.conftest import killed_then_resumed, tiny_search_args, trains_on_two_processes_and_exports
 
 
@@ -96,6 +103,26 @@ def test_alpha_l1_lets_only_columns_the_validation_gradient_holds_up_survive(sha
         noise_mean[l1] = float(model.alpha[:, 2:].mean())
     # the paper's rule: noise only random-walks alpha; the L1 pull takes it to 0
     assert noise_mean[0.0] > 0.3 and noise_mean[0.3] < 0.01, noise_mean
+
+
+def test_shared_init_starts_every_search_table_at_one_scale(shards: Path) -> None:
+    data = _data(shards)
+    total = sum(data.info.num_embeddings)
+    for init in ("table", "shared"):
+        config = DnisConfig(blocks=4, emb_dim=8, init=init)
+        net = _supernet(config, data, field_blocks(config, data))
+        peaks = {}
+        for f, n, keys in zip(data.feature_names, data.info.num_embeddings, net.embeddings.keys, strict=True):
+            w = [net.embeddings.ebc.embedding_bags[f"t_{k}"].weight.detach() for k in keys if k]
+            bound = total**-0.5 if init == "shared" else n**-0.5
+            peak = max(float(t.abs().max()) for t in w)
+            assert peak <= bound, (init, f, peak, bound)
+            peaks[f] = (peak, n)
+        # the largest table has enough rows to come near its bound
+        peak, n = max(peaks.values(), key=lambda p: p[1])
+        assert peak > 0.5 * (total**-0.5 if init == "shared" else n**-0.5)
+        if init == "table":  # small tables start larger: what init=shared removes
+            assert min(peaks.values(), key=lambda p: p[1])[0] > 2 * peak
 
 
 @pytest.mark.parametrize("materialize", ["block", "field"])

@@ -53,6 +53,14 @@ class DnisConfig(BaseConfig):
         "holds up drifts to 0 (not in the paper, which has no sparsity term: 0)",
         ge=0,
     )
+    init: str = setting(
+        "table",
+        doc="scale the search's tables start at: table, each feature's own U(+-1/sqrt(its rows)) "
+        "(TorchRec's); shared, one U(+-1/sqrt(all rows)) for every table, as the paper's single "
+        "embedding matrix (the authors' code: one Xavier-initialized table for all features). "
+        "The pruning rule compares |alpha x E| across tables, so per-table scales favour small tables",
+        choices=("table", "shared"),
+    )
     cr: float = setting(
         20.0,
         doc="compression rate of the result: (F x K x rows) / kept embedding parameters (paper: 20 "

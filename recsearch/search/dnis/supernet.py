@@ -51,6 +51,10 @@ class DnisSupernet(nn.Module):
             starts=starts,
             dims=[[k] * len(s) for s in starts],
             common_dim=k,
+            # init=shared: one scale for every table, U(+-1/sqrt(all rows)), as the paper's one
+            # embedding matrix E (N x K) has; per-table scales would let the magnitude rule rank
+            # tables by their initial size instead of by what training made of them
+            init_bound=sum(num_embeddings) ** -0.5 if config.init == "shared" else None,
         )
         # alpha's row of each (feature, block), in feature order
         self.rows: list[list[int]] = []
