@@ -299,7 +299,7 @@ def planted_fields(raw: str | Path, dim: dict[str, float], what: str = "dim") ->
         rows.append(f"| cat_{i} | {t['cardinality'][i]:,} | {kind} | {scale:.2f} | {d:.1f} |")
     mean = lambda xs: sum(xs) / max(len(xs), 1)  # noqa: E731
     return [
-        f"Mean {what} of the {len(inf)} informative fields {mean(inf):.1f}, of the {len(noise)} "
+        f"Mean of the {what} column: the {len(inf)} informative fields {mean(inf):.1f}, the {len(noise)} "
         f"pure-noise fields {mean(noise):.1f} (smallest informative {min(inf):.1f}, largest noise "
         f"{max(noise):.1f}).",
         "",

@@ -180,3 +180,20 @@ def test_found_mixed_dim_model_trains_on_two_processes_and_exports(
     dims = {d for b in json.loads(arch.read_text())["embedding"]["blocks"].values() for d in b["dims"]}
     assert len(dims - {0}) > 1, "several table dims"
     trains_on_two_processes_and_exports(arch, shards, tmp_path)
+
+
+def test_value_block_dims_compare_blocks_of_like_frequency_by_table_size(tmp_path: Path) -> None:
+    from recsearch.search.dnis.experiments import value_block_dims
+
+    (tmp_path / "truth").mkdir()
+    truth = {"cardinality": [20_000, 9_000, 50, 40], "cat_scale": [0.3, 0.0, 0.2, 0.0]}
+    (tmp_path / "truth" / "teacher.json").write_text(json.dumps(truth))
+    dims = [[0, 32, 24, 4], [0, 8, 16, 12], [8, 16, 16, 32], [32, 20, 28, 32]]
+    blocks = {f"cat_{i}": {"starts": [0, 2, 5, 9], "dims": d} for i, d in enumerate(dims)}
+    arch = {"embedding": {"blocks": blocks}}
+    (tmp_path / "arch.json").write_text(json.dumps(arch))
+    lines = value_block_dims(tmp_path, tmp_path / "arch.json")
+    # the reserved block and the tail are left out: (32 + 24) / 2 vs (8 + 16) / 2
+    assert lines[2] == "| >= 5,000 | 1, 28.0 | 1, 12.0 |"
+    assert lines[3] == "| 1,000-4,999 | 0, - | 0, - |"
+    assert lines[4] == "| 0-999 | 1, 16.0 | 1, 24.0 |"

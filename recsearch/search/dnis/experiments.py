@@ -10,6 +10,8 @@ models and the zoo baselines are trained on the same days with the same recipe.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from recsearch.data.criteo import format_days
@@ -82,8 +84,34 @@ def results(
             f"Search wall time per phase: {_phases(r)}.",
             "",
             *planted_fields(exp.dir / "raw", f["mean_dim"], "mean dim"),
+            "",
+            *value_block_dims(exp.dir / "raw", f"{r['dir']}/pruned/cr{f['pruned'][0]['cr']:g}.json"),
         ]
     )
+
+
+def value_block_dims(raw: str | Path, arch: str | Path) -> list[str]:
+    """The dims of each field's value blocks between the reserved block and the rare tail
+    (blocks 1..L-2: ids of comparable frequency in every field), informative vs noise fields
+    by table size (markdown). A field's mean dim over its rows is its tail's, and a small
+    table's rows are cheap whatever they carry; these blocks are where the budget is chosen."""
+    truth = json.loads((Path(raw) / "truth" / "teacher.json").read_text())
+    blocks = json.loads(Path(arch).read_text())["embedding"]["blocks"]
+    bands = ((5000, None), (1000, 5000), (0, 1000))
+    lines = [
+        "| cardinality | informative: fields, mean dim of blocks 1..L-2 | noise: fields, mean dim |",
+        "|---|---:|---:|",
+    ]
+    for lo, hi in bands:
+        got: dict[bool, list[float]] = {True: [], False: []}
+        for i, (n, scale) in enumerate(zip(truth["cardinality"], truth["cat_scale"], strict=True)):
+            dims = blocks[f"cat_{i}"]["dims"]
+            if n >= lo and (hi is None or n < hi) and len(dims) > 2:
+                got[scale > 0].append(sum(dims[1:-1]) / (len(dims) - 2))
+        cells = [f"{len(v)}, {sum(v) / len(v):.1f}" if v else "0, -" for v in (got[True], got[False])]
+        band = f">= {lo:,}" if hi is None else f"{lo:,}-{hi - 1:,}"
+        lines.append(f"| {band} | {cells[0]} | {cells[1]} |")
+    return lines
 
 
 def movielens(
