@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recsearch.data.criteo import format_days
-from recsearch.data.preprocess import PreprocessOptions, default_vocab_days, preprocess
-from recsearch.data.synth_days import synth
-from recsearch.train.metrics import binary_entropy
+from recsearch.data.planted import bayes_limit, planted_shards
 from recsearch.utils.fileio import check_out_dir, write_json
 
 BASELINES = ("dlrm", "dcn_v2")
@@ -56,21 +54,15 @@ def quickstart(o: QuickstartOptions) -> dict[str, Any]:
     )
     w = o.out
     check_out_dir(w)
-    raw, shards = f"{w}/raw", f"{w}/shards"
+    shards = f"{w}/shards"
     train_days, val_day, eval_day = o.days[:-2], o.days[-2], o.days[-1]
     steps = 7
 
     print(
         f"[1/{steps}] synth: days {format_days(o.days)} x {o.rows_per_day:,} rows ({o.preset}, seed {o.seed})"
     )
-    truth = synth(raw, o.days, o.rows_per_day, o.preset, o.seed)
-    vocab_days = default_vocab_days(o.days)
-    print(f"[2/{steps}] preprocess -> {shards} (vocabulary from days {format_days(vocab_days)})")
-    preprocess(
-        raw,
-        shards,
-        PreprocessOptions(days=tuple(o.days), vocab_days=tuple(vocab_days), max_rows_per_table=500_000),
-    )
+    print(f"[2/{steps}] preprocess -> {shards}")
+    truth = planted_shards(w, o.days, o.rows_per_day, o.preset, o.seed)
 
     print(
         f"[3/{steps}] search {o.method} ({o.search_preset} preset): train days {format_days(train_days)}, "
@@ -101,12 +93,7 @@ def quickstart(o: QuickstartOptions) -> dict[str, Any]:
     print(f"      -> {export_path}")
 
     print(f"[7/{steps}] summary (held-out day {eval_day})")
-    held = next(d for d in truth["days"] if d["day"] == eval_day)
-    bayes = {
-        "logloss": held["bayes_logloss"],
-        "auc": held["bayes_auc"],
-        "ne": held["bayes_logloss"] / binary_entropy(results[BASELINES[0]]["ctr"]),
-    }
+    bayes = bayes_limit(truth, eval_day)
     table = format_table(results, bayes)
     print(table)
     summary = {

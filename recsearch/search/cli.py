@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from recsearch.dist.launch_cli import add_launch_arguments, launch_options
 from recsearch.search.registry import SearchMethod, get_method, list_methods, resolve
 from recsearch.utils.config import add_config_arguments, config_help
 
@@ -57,23 +58,7 @@ def _add_method(methods: argparse._SubParsersAction, m: SearchMethod) -> None:
     p.add_argument("--out", required=True, help="search directory (arch.json, search.json, report.md)")
     p.add_argument("--restart", action="store_true", help="delete DIR's earlier search and start over")
     add_config_arguments(p, m.preset_kind)
-    jobs = p.add_argument_group("jobs (for methods that fan out work through torchx)")
-    jobs.add_argument("--scheduler", default="local_cwd", help="torchx scheduler (default local_cwd)")
-    jobs.add_argument(
-        "--workers", type=int, default=2, help="jobs at a time on a local scheduler (default 2)"
-    )
-    jobs.add_argument(
-        "--threads-per-job",
-        type=int,
-        default=0,
-        help="intra-op threads per job (default 0: cores/workers locally, all cores elsewhere)",
-    )
-    jobs.add_argument("--retries", type=int, default=1, help="resubmissions of a failed job (default 1)")
-    jobs.add_argument(
-        "--scheduler-args", default="", help="torchx scheduler options k=v,k=v (slurm: partition=cpu)"
-    )
-    jobs.add_argument("--image", default="ghcr.io/pytorch/torchx:0.7.0", help="container image")
-    jobs.add_argument("--dryrun", action="store_true", help="print what each job would submit; run nothing")
+    add_launch_arguments(p, "jobs (for methods that fan out work through torchx)")
     for flag in m.flags:
         if flag.switch:
             p.add_argument(flag.flag, dest=f"flag_{flag.key}", action="store_true", help=flag.help)
@@ -93,7 +78,6 @@ def _run_ls(a: argparse.Namespace) -> None:
 
 def _run_method(a: argparse.Namespace) -> None:
     from recsearch.data.criteo import parse_days
-    from recsearch.dist.jobs import LaunchOptions, parse_scheduler_args
     from recsearch.search.contract import run_search
     from recsearch.utils.config import load_config
 
@@ -106,15 +90,7 @@ def _run_method(a: argparse.Namespace) -> None:
         elif not flag.switch and value is not None:
             overrides.append(f"{flag.key}={value}")
     config: Any = load_config(m.config, a.config, overrides, preset=a.preset, preset_kind=m.preset_kind)
-    launch = LaunchOptions(
-        scheduler=a.scheduler,
-        workers=a.workers,
-        threads=a.threads_per_job,
-        retries=a.retries,
-        scheduler_args=parse_scheduler_args(a.scheduler, a.scheduler_args),
-        image=a.image,
-        dryrun=a.dryrun,
-    )
+    launch = launch_options(a)
     r = run_search(
         m.name,
         a.data,
