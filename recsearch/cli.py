@@ -263,6 +263,52 @@ def _run_quickstart(a: argparse.Namespace) -> None:
     )
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    from recsearch.compare.config import CompareConfig
+    from recsearch.dist.launch_cli import add_launch_arguments
+
+    p = sub.add_parser(
+        "compare",
+        help="every search method and the baselines on the same data: one table, Pareto plots",
+        description=(
+            "Run each search method (default: every registered one) and each baseline (default: lr, "
+            "deepfm, dlrm, dcn_v2) on the same shards, days and seeds, train every model with one "
+            "recipe on the train days and score it on the held-out last day (the day before it is "
+            "the searches' validation day). Without --data it first writes planted data (synth + "
+            "preprocess) into OUT. Searches and trainings are jobs of the shared torchx pool. Writes "
+            "OUT/report.md (AUC, logloss, NE, relative NE, FLOPs, params, embedding bytes, search "
+            "and training wall time; the targets; stability over seeds), OUT/compare.json and "
+            "OUT/pareto_flops.png, OUT/pareto_embedding.png. Rerunning resumes; a rerun may add "
+            "methods, baselines or seeds."
+        ),
+        epilog=f"config keys (YAML file or key=value):\n{config_help(CompareConfig)}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--out", default="runs/compare", help="where everything goes (default runs/compare)")
+    p.add_argument("--data", default="", help="shard directory to compare on (default: planted data in OUT)")
+    p.add_argument("--seeds", type=int, default=None, help="searches per method (the seeds key)")
+    p.add_argument("--restart", action="store_true", help="delete OUT's earlier comparison and start over")
+    add_config_arguments(p, "compare")
+    add_launch_arguments(p, "jobs (each search and each training is one torchx job)")
+    p.set_defaults(func=_run_compare)
+
+
+def _run_compare(a: argparse.Namespace) -> None:
+    from recsearch.compare.config import CompareConfig
+    from recsearch.compare.run import compare
+    from recsearch.dist.launch_cli import launch_options
+    from recsearch.utils.config import load_config
+
+    overrides = [*a.overrides, *([f"seeds={a.seeds}"] if a.seeds is not None else [])]
+    config = load_config(CompareConfig, a.config, overrides, preset=a.preset, preset_kind="compare")
+    record = compare(config, a.out, a.data, launch_options(a), restart=a.restart)
+    if record.get("failed"):
+        names = ", ".join(record["failed"])
+        print(f"recsearch compare: {len(record['failed'])} job(s) failed ({names}); see {a.out}/report.md, "
+              "then rerun to retry them", file=sys.stderr)  # fmt: skip
+        raise SystemExit(1)
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     model = p.add_mutually_exclusive_group(required=True)
     model.add_argument(
@@ -470,6 +516,7 @@ _STAGES: list[Callable[[argparse._SubParsersAction], None]] = [
     add_search,
     add_method_stages,
     _add_quickstart,
+    _add_compare,
 ]
 
 

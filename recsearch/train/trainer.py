@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
+import time
 from typing import Any
 
 import torch
@@ -115,11 +116,14 @@ def train(
     def day_batches(day: int) -> ShardBatches:
         return ShardBatches(data, [day], config.eval_batch_size, env.rank, env.world_size, shuffle=False)
 
+    started = time.perf_counter()
     ran = loop.run(batches, None if val_day is None else lambda: day_batches(val_day))
+    seconds = time.perf_counter() - started  # this process's training (a resumed run: its remainder)
     result: dict[str, Any] = evaluate(loop.dmp, day_batches(eval_day), env, f"eval day {eval_day}")
     result.update(
         **counts,
         samples_per_s=ran.samples_per_s or _previous_speed(run_dir),
+        train_seconds=seconds,
         steps=ran.steps,
         world_size=env.world_size,
         train_days=train_days,
