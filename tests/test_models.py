@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def test_frequency_blocked_tables_route_each_id_to_its_block() -> None:
     assert shapes["t_cat_0__b0"] == (2, 8) and shapes["t_cat_0__b1"] == (8, 4)
     assert shapes["t_cat_5__b2"] == (900, 12) and "t_cat_0__b2" not in shapes and "t_cat_3" not in shapes
     assert model.spec["tables"][0]["blocks"][1] == {"first_id": 2, "rows": 8, "dim": 4}
+    # the saved spec, its tables with the pruned field's dim 0, rebuilds (eval and export read it)
+    assert build_model(copy.deepcopy(model.spec), FEATURES, SIZES, 13).spec == model.spec
     for name, p in model.named_parameters():  # every block starts as its whole table would
         if "t_cat_5__" in name:
             assert 0.5 * 1000**-0.5 < float(p.detach().abs().max()) <= 1000**-0.5

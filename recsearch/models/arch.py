@@ -138,6 +138,8 @@ def validate(spec: dict[str, Any]) -> dict[str, Any]:
     for t in spec.get("tables", []):
         _check_keys("arch.tables[]", t, _TABLE_KEYS | {"blocks"}, _TABLE_KEYS)
         _positive_int(f"arch.tables[{t['feature']}].num_embeddings", t["num_embeddings"])
+        if "blocks" in t and t["dim"] == 0:  # every block of the field pruned: the field is dropped
+            continue
         _positive_int(f"arch.tables[{t['feature']}].dim", t["dim"])
     defined: dict[str, str] = {INPUT_DENSE: "dense", INPUT_SPARSE: "sparse"}
     if not isinstance(spec["blocks"], list):
