@@ -32,7 +32,21 @@ RETRAIN_KEYS = (
 
 
 def base_model_arch(name: str, emb_dim: int, hidden: list[int]) -> dict[str, Any]:
-    """Zoo model ``name`` at ``emb_dim`` (``hidden``: its MLP widths; empty: the zoo's)."""
+    """Zoo model ``name`` at ``emb_dim`` (``hidden``: its MLP widths; empty: the zoo's), or the
+    architecture in JSON file ``name`` (e.g. another search's arch.json), whose interaction
+    width must be ``emb_dim``; it keeps its own head (``hidden`` is for zoo models) and drops
+    its embedding sizes (the caller searches them)."""
+    if name.endswith(".json"):
+        from recsearch.models.arch import load_arch
+
+        spec = load_arch(name)
+        width = spec["embedding"]["dim"]
+        if width != emb_dim:
+            raise ValueError(
+                f"base_model {name} interacts at dim {width}, not {emb_dim}: set the width to {width}"
+            )
+        spec["embedding"] = {"dim": width}
+        return spec
     extra: dict[str, Any] = {"hidden": tuple(hidden)} if hidden else {}
     try:
         return create_arch(name, emb_dim=emb_dim, **extra)

@@ -50,6 +50,9 @@ class SearchMethod:
             ``job(config, data, search_dir, name, progress)`` (``recsearch.search.job``).
         flags: extra flags mapped onto config keys (old spellings kept working).
         stages: ``"module:function"`` adders of extra top-level stages (argparse).
+        base_keys: a method that searches the embedding sizes of a base model names the two
+            config keys that set that base (a zoo name or an arch JSON file) and its
+            interaction width, so a pipeline can hand it another method's find.
     """
 
     name: str
@@ -60,6 +63,7 @@ class SearchMethod:
     job: str = ""
     flags: tuple[Flag, ...] = ()
     stages: tuple[str, ...] = ()
+    base_keys: tuple[str, str] | None = None
 
     @property
     def preset_kind(self) -> str:

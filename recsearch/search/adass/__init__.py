@@ -26,5 +26,6 @@ register_method(
             "resource-first); `searches` seeds give the stability report. DIR/arch.json holds the chosen\n"
             "sizes as real mixed-dimension tables, retrained from scratch and scored on --val-day."
         ),
+        base_keys=("base_model", "common_dim"),
     )
 )

@@ -19,7 +19,11 @@ class AdassConfig(BaseConfig):
     """One AdaS&S search: a supernet of candidate embedding sizes trained with adaptive
     sampling, a policy searching one size per field, the chosen sizes retrained."""
 
-    base_model: str = setting("deepfm", doc="zoo model the embeddings feed (the paper: Wide&Deep, DeepFM)")
+    base_model: str = setting(
+        "deepfm",
+        doc="zoo model the embeddings feed (the paper: Wide&Deep, DeepFM), or an arch JSON file "
+        "(e.g. an interaction search's arch.json) whose embedding.dim is common_dim",
+    )
     base_hidden: list[int] = setting(
         factory=lambda: [128, 64],
         doc="hidden widths of the base model's MLP (paper 128-64; empty: the zoo's)",

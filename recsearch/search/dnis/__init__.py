@@ -26,5 +26,6 @@ register_method(
             "TorchRec table per (field, block) at its kept dim, retrained from scratch and scored on\n"
             "--val-day."
         ),
+        base_keys=("base_model", "emb_dim"),
     )
 )

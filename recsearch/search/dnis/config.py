@@ -19,7 +19,8 @@ class DnisConfig(BaseConfig):
     base_model: str = setting(
         "deepfm",
         doc="zoo model whose interaction the embeddings feed (the paper's CTR models: FM, "
-        "Wide&Deep, DeepFM); it interacts at emb_dim",
+        "Wide&Deep, DeepFM), or an arch JSON file (e.g. an interaction search's arch.json) whose "
+        "embedding.dim is emb_dim; it interacts at emb_dim",
     )
     base_hidden: list[int] = setting(
         factory=list, doc="hidden widths of the base model's MLP (empty: the zoo's)", ge=1
