@@ -12,7 +12,7 @@ $(STAMP): setup.py requirements.txt requirements-dev.txt tools/install.sh
 	touch $(STAMP)
 
 quickstart: $(STAMP)
-	$(BIN)/recsearch quickstart
+	$(BIN)/recsearch compare --preset tiny
 
 lint: $(STAMP)
 	$(BIN)/ruff check recsearch tests tools launchers

@@ -309,8 +309,8 @@ def _run_compare(a: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    model = p.add_mutually_exclusive_group(required=True)
+def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    model = p.add_mutually_exclusive_group(required=required)
     model.add_argument(
         "--model", help="a zoo model: lr, fm, wide_deep, deepfm, dlrm, dcn_v2, xdeepfm, autoint"
     )
@@ -418,21 +418,68 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
         description=(
             "Forward FLOPs per example (torch.utils.flop_counter; embedding lookups count as 0 there, so "
             "lookup bytes per example are reported separately), dense and embedding parameter counts, and "
-            "median forward latency at each batch size, on batches of a shard directory."
+            "median forward latency at each batch size, on batches of a shard directory. With "
+            "--fit-latency: profile each module of the interaction graphs of the zoo models (or the "
+            "given model) on this machine, fit the per-op latency model that cost-aware searches take "
+            "with cost_metric=latency latency_model=FILE, and write it to FILE."
         ),
     )
-    _add_model_args(p)
+    _add_model_args(p, required=False)
     p.add_argument("--data", required=True, help="shard directory (table sizes and sample batches)")
     p.add_argument("--day", type=int, default=None, help="day to take batches from (default: the first)")
     p.add_argument("--batch-sizes", default="1,64,512")
     p.add_argument("--out", default=None, help="also write the result as JSON here")
+    p.add_argument(
+        "--fit-latency",
+        metavar="FILE",
+        default=None,
+        help="fit the per-op latency model on this machine and write it to FILE (the zoo models at "
+        "embedding widths 8, 16 and 32 unless --model/--arch names one model; batch 512)",
+    )
     p.set_defaults(func=_run_profile)
+
+
+def _run_fit_latency(a: argparse.Namespace) -> None:
+    from recsearch.data.shards import ShardInfo
+    from recsearch.models.zoo import create_arch, list_models
+    from recsearch.profile.latency_model import fit_latency_model, measured_graph_ms
+    from recsearch.utils.fileio import check_out_file, write_json
+
+    check_out_file(a.fit_latency)
+    info = ShardInfo.load(a.data)
+    num_dense, num_fields = len(info.dense_names), len(info.sparse_names + info.jagged_names)
+    if a.model or a.arch:
+        specs = [_spec(a)]
+    else:
+        specs = [create_arch(m, emb_dim=d) for m in list_models() for d in (8, 16, 32)]
+    shapes = [(num_dense, num_fields, int(s["embedding"]["dim"])) for s in specs]
+    model = fit_latency_model(specs, shapes)
+    write_json(a.fit_latency, model.to_dict())
+    print(
+        f"latency model of {len(specs)} interaction graphs at batch {model.batch}, {model.threads} threads:"
+    )
+    for kind, (c, b) in model.kinds.items():
+        print(f"  {kind:<16} {c:8.4f} ms + {b:8.4f} ms per MFLOP/example")
+    print(
+        f"  glue {model.glue_ms:.4f} ms; on the profiled graphs, mean |predicted - measured| / measured "
+        f"{model.fit['mean_abs_rel_error']:.1%}"
+    )
+    for spec, shape in list(zip(specs, shapes, strict=True))[:: max(1, len(specs) // 8)]:
+        predicted, measured = model.predict_ms(spec, shape), measured_graph_ms(spec, shape)
+        name = f"{spec.get('name', 'model')} (emb {shape[2]})"
+        print(f"  {name:<18} predicted {predicted:7.3f} ms, measured {measured:7.3f} ms")
+    print(f"wrote {a.fit_latency}; use it with cost_metric=latency latency_model={a.fit_latency}")
 
 
 def _run_profile(a: argparse.Namespace) -> None:
     from recsearch.profile.latency import profile_model
     from recsearch.utils.fileio import check_out_file, write_json
 
+    if a.fit_latency:
+        _run_fit_latency(a)
+        return
+    if not (a.model or a.arch):
+        raise ValueError("profile: give --model or --arch (or --fit-latency FILE to fit the latency model)")
     if a.out:
         check_out_file(a.out)
     spec = _spec(a)

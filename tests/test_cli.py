@@ -228,6 +228,30 @@ def test_user_errors_end_in_one_line(
             "eval day 2 has no rows",
         ),  # fmt: skip
         (["inspect", "--data", str(a_file)], "has no manifest.json"),
+        (["profile", "--data", str(shards)], "give --model or --arch"),
+        (["profile", "--data", str(shards), "--fit-latency", str(tmp_path)], "is a directory; name a file"),
+        *[
+            (
+                [
+                    "search",
+                    m,
+                    "--preset",
+                    "tiny",
+                    "--data",
+                    str(shards),
+                    "--train-days",
+                    "0",
+                    "--val-day",
+                    "1",
+                    "--out",
+                    str(tmp_path / m),
+                    "cost_metric=latency",
+                    f"latency_model={tmp_path / 'no.json'}",
+                ],
+                "latency_model=.*no.json: no such file",
+            )  # fmt: skip
+            for m in ("distdnas", "nasrec")
+        ],
     ]
     for args, message in cases:
         assert main(args) == 2, args

@@ -31,8 +31,12 @@ def test_compare_reports_every_model_over_seeds_and_a_rerun_resumes(tmp_path: Pa
             row = record["per_seed"][model][str(seed)]
             assert row["logloss"] == m["logloss"] and row["flops"] == m["flops"]
             assert m["train_days"] == [0, 1] and m["eval_day"] == 3
+            # latency of the interaction graph: predicted by the per-op model, and measured
+            assert row["latency_predicted_ms"] > 0 and row["latency_measured_ms"] > 0
         s = record["summary"][model]
         assert s["seeds"] == 2 and s["logloss_std"] >= 0
+    latency = json.loads((out / "latency.json").read_text())
+    assert latency["model"]["graphs"] > 0 and len(latency["runs"]) == 6
     assert record["per_seed"]["lr"]["1"]["relative_ne"] == 1.0
     search = json.loads((out / "search" / "adass" / "seed_1" / "search.json").read_text())
     assert search["seed"] == 1 and search["val_day"] == 2 and search["train_days"] == [0, 1]
@@ -44,6 +48,7 @@ def test_compare_reports_every_model_over_seeds_and_a_rerun_resumes(tmp_path: Pa
     report = (out / "report.md").read_text()
     assert re.search(r"\| adass \| search \| 2 \| 0\.\d{4} ± 0\.\d{4} \|", report)
     assert "*Bayes limit*" in report and "## Targets" in report and "## Stability" in report
+    assert "## Latency" in report and "found models: mean |predicted - measured|" in report
     assert "| model | kind | seeds | AUC | logloss | NE | rel. NE | MFLOPs/ex" in r.stdout
     for png in ("pareto_flops.png", "pareto_embedding.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
@@ -70,6 +75,7 @@ def test_compare_reports_every_model_over_seeds_and_a_rerun_resumes(tmp_path: Pa
         (["train_preset=huge"], "train_preset=huge"),
         (["search_preset=medium"], "search_preset=medium"),
         (["flops_budget=0"], "flops_budget must be > 0"),
+        (["latency_model=/no/such.json"], "latency_model=/no/such.json: no such file"),
     ],
 )
 def test_bad_settings_fail_at_once_in_one_line(args: list[str], says: str, tmp_path: Path) -> None:

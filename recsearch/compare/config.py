@@ -8,6 +8,7 @@ recipe (``train_preset``, the same seed) on the train days and scored on the hel
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from recsearch.utils.config import Config, setting
@@ -43,6 +44,10 @@ class CompareConfig(Config):
         doc="days to use: the last is held out for the final scores, the one before it is the "
         "searches' validation day, the rest are train days",
     )
+    latency_model: str = setting(
+        "", doc="the latency model that predicts each model's latency in the report (from `recsearch "
+        "profile --fit-latency`; empty: fit one on the zoo's graphs on this machine)",
+    )  # fmt: skip
     rows_per_day: int = setting(100_000, doc="planted data (no --data): rows per day", ge=1)
     synth_preset: str = setting("tiny", doc="planted data (no --data): synth preset", choices=SYNTH_PRESETS)
 
@@ -74,6 +79,9 @@ class CompareConfig(Config):
                 self.fail(f"{key}={getattr(self, key)} is not among baselines {self.baselines}")
         if self.train_preset not in list_presets("train"):
             self.fail(f"train_preset={self.train_preset}: known presets {list_presets('train')}")
+        if self.latency_model and not os.path.exists(self.latency_model):
+            self.fail(f"latency_model={self.latency_model}: no such file; write one with "
+                      "`recsearch profile --fit-latency FILE`")  # fmt: skip
         if not self.method_list:
             self.fail("no search method is registered")
 

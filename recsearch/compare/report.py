@@ -28,6 +28,8 @@ COLUMNS = (
     ("dense_params", "dense params", "{:,.0f}"),
     ("embedding_params", "emb. params", "{:,.0f}"),
     ("embedding_mib", "emb. MiB", "{:.2f}"),
+    ("latency_predicted_ms", "ms pred.", "{:.2f}"),
+    ("latency_measured_ms", "ms meas.", "{:.2f}"),
     ("search_seconds", "search s", "{:.0f}"),
     ("train_seconds", "train s", "{:.0f}"),
 )
@@ -41,9 +43,12 @@ def write_report(
     eval_day: int,
     failed: dict[str, str],
     progress: bool = True,
+    shards: str = "",
 ) -> dict[str, Any]:
     """Collect every finished job of ``entries``, write ``report.md``, ``compare.json`` and the
-    Pareto PNGs into ``out``, print the table; returns the ``compare.json`` record."""
+    Pareto PNGs into ``out``, print the table; returns the ``compare.json`` record. With
+    ``shards`` (the data): also predict and measure each model's latency."""
+    from recsearch.compare.latency import latency_lines, model_latencies
     from recsearch.compare.run import run_dir, search_dir
     from recsearch.data.planted import bayes_limit
 
@@ -67,6 +72,13 @@ def write_report(
             row["search_seconds"] = read_json(f"{d}/search.json")["wall_seconds"]
             archs.setdefault(e.model, []).append(read_json(f"{d}/arch.json"))
         per_seed.setdefault(e.model, {})[e.seed] = row
+    if shards:
+        runs = {f"{n}/{seed}": run_dir(out, n, seed) for n, rows in per_seed.items() for seed in rows}
+        latency = model_latencies(out, runs, shards, config.latency_model, progress)
+        for n, rows in per_seed.items():
+            for seed, row in rows.items():
+                ms = latency[f"{n}/{seed}"]
+                row.update(latency_predicted_ms=ms["predicted_ms"], latency_measured_ms=ms["measured_ms"])
     ref = per_seed.get(config.reference, {})
     for rows in per_seed.values():
         for seed, row in rows.items():
@@ -102,6 +114,11 @@ def write_report(
         "",
         *targets["lines"],
     ]
+    if shards:
+        text += ["", "## Latency", "",
+                 "Interaction graph at batch 512 on this machine, embedding lookups excluded: predicted by "
+                 "the per-op latency model (`latency.json`), and measured (best of 10).", "",
+                 *latency_lines(per_seed, kinds)]  # fmt: skip
     if stability:
         text += ["", "## Stability of the found architectures over seeds", "",
                  "| method | distinct archs | mean Jaccard of arch items |", "|---|---:|---:|"]  # fmt: skip

@@ -22,6 +22,7 @@ from typing import Any
 from iopath.common.file_io import g_pathmgr
 
 from recsearch.compare.config import CompareConfig
+from recsearch.compare.latency import LATENCY
 from recsearch.dist.jobs import JobPool, LaunchOptions, PoolJob, module_app
 from recsearch.utils.fileio import check_out_dir, read_json, write_json
 
@@ -87,7 +88,7 @@ def compare(
         return {"dryrun": True}
     ran_found = pool.run([_train_job(out, config, e, where, launch) for e in found], "found models")
     failed = {**ran.failed, **ran_found.failed}
-    return write_report(out, config, entries, truth, eval_day, failed, launch.progress)
+    return write_report(out, config, entries, truth, eval_day, failed, launch.progress, shards)
 
 
 def search_dir(out: str, method: str, seed: int) -> str:
@@ -175,6 +176,14 @@ def _check_request(out: str, config: CompareConfig, data: str, restart: bool, wr
 
 
 # keys that only choose which jobs run and how the report reads them
-_FREE_KEYS = ("methods", "baselines", "seeds", "reference", "target_baseline", "flops_budget")
+_FREE_KEYS = (
+    "methods",
+    "baselines",
+    "seeds",
+    "reference",
+    "target_baseline",
+    "flops_budget",
+    "latency_model",
+)
 _OUTPUTS = ("search", "runs", "logs", "raw", "shards", REQUEST, "report.md", "compare.json",
-            "pareto_flops.png", "pareto_embedding.png")  # fmt: skip
+            "pareto_flops.png", "pareto_embedding.png", LATENCY)  # fmt: skip

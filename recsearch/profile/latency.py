@@ -66,27 +66,3 @@ def profile_model(
         batch = next(iter(ShardBatches(data, [day], bs, shuffle=False)))
         result["latency_ms"][str(bs)] = forward_latency_ms(model, batch)
     return result
-
-
-def interaction_latency_ms(
-    spec: dict[str, Any],
-    num_dense: int,
-    num_fields: int,
-    emb_dim: int,
-    batch: int = 512,
-    field_names: list[str] | None = None,
-    dense_names: list[str] | None = None,
-) -> float:
-    """Measured forward latency (ms, best of 3) of an architecture's interaction graph at ``batch``."""
-    from recsearch.models.builder import build_interaction
-
-    graph = build_interaction(spec, num_dense, num_fields, emb_dim, field_names, dense_names).eval()
-    dense, sparse = torch.randn(batch, num_dense), torch.randn(batch, num_fields, emb_dim)
-    with torch.no_grad():
-        graph(dense, sparse)
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            graph(dense, sparse)
-            times.append(time.perf_counter() - start)
-    return 1e3 * min(times)

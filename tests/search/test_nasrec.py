@@ -188,8 +188,15 @@ def test_evolution_is_reproducible_and_resumes(tmp_path: Path) -> None:
     # a FLOPs budget rejects subnets over it
     budget = dataclasses.replace(config, max_flops=1.0)
     big = lambda g: float(sum(b.dense_dim for b in g))  # noqa: E731
-    with pytest.raises(ValueError, match="no new subnet within the FLOPs budget"):
+    with pytest.raises(ValueError, match="no new subnet within the budget max_flops=1"):
         Evolution(budget, _toy_score, big, str(tmp_path / "d.json")).run(progress=False)
+    # with cost_metric=latency the budget limits the cost (predicted ms), not the FLOPs
+    slow = dataclasses.replace(config, cost_metric="latency", max_latency_ms=1.0)
+    with pytest.raises(ValueError, match="no new subnet within the budget max_latency_ms=1"):
+        Evolution(slow, _toy_score, flops, str(tmp_path / "l.json"), cost=big).run(progress=False)
+    fast = dataclasses.replace(slow, max_latency_ms=1e9)
+    e = Evolution(fast, _toy_score, big, str(tmp_path / "f.json"), cost=lambda g: 0.5).run(progress=False)
+    assert e.population and all(s.flops == big(decode(s.genotype)) for s in e.scored.values())
 
 
 @pytest.mark.integration

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from recsearch.search.cost import COST_METRICS, latency_model_problem
 from recsearch.train.config import BaseConfig
 from recsearch.utils.config import Config, setting
 
@@ -115,9 +116,14 @@ class DistDNASConfig(BaseConfig):
     cost_samples: int = setting(128, doc="architectures sampled to fit the cost model", ge=8)
     cost_metric: str = setting(
         "flops",
-        doc="cost of a sampled architecture: counted FLOPs or measured latency on this machine",
-        choices=("flops", "latency"),
+        doc="cost of a sampled architecture: counted FLOPs, or latency on this machine predicted by "
+        "a model fitted on measured per-op latency (see latency_model)",
+        choices=COST_METRICS,
     )
+    latency_model: str = setting(
+        "", doc="cost_metric=latency: a latency model from `recsearch profile --fit-latency` (empty: fit "
+        "one on architectures of this space, measured on this machine)",
+    )  # fmt: skip
     cost_by_block: bool = setting(
         True,
         doc="block 1's ops get cost weights of their own (it reads the raw features; the paper's "
@@ -151,3 +157,9 @@ class DistDNASConfig(BaseConfig):
         ge=1,
     )
     log_every: int = setting(10, doc="weight steps between recorded mixing weights", ge=1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        problem = latency_model_problem(self.latency_model)
+        if problem:
+            self.fail(problem)

@@ -2,7 +2,8 @@
 
 Sample discrete architectures of the space, measure each one's cost (forward FLOPs
 per example of its interaction graph, counted by the shared ``recsearch.profile``
-counter; or measured latency on this machine), fit a random
+counter; or its latency on this machine, predicted by the shared per-op latency model of
+``recsearch.search.cost``), fit a random
 forest from "how many blocks keep op j" to the cost (``by_block``: "does block 1 keep
 op j" and "how many of blocks 2..N keep op j", as the paper finds block 1's costs
 unique and the others' identical), and take each feature's permutation importance,
@@ -18,8 +19,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from recsearch.profile.counts import interaction_flops
-from recsearch.profile.latency import interaction_latency_ms
+from recsearch.profile.latency_model import LatencyModel
+from recsearch.search.cost import arch_cost, cost_unit
 from recsearch.search.distdnas.config import SpaceConfig
 from recsearch.search.distdnas.space import DENSE_OPS, OP_LABELS, SPARSE_OPS, arch_from_choice
 from recsearch.search.distdnas.space import sample_choice as _sample_choice
@@ -49,27 +50,23 @@ def fit_cost_table(
     seed: int = 0,
     progress: bool = True,
     by_block: bool = False,
+    latency: LatencyModel | None = None,
 ) -> dict[str, Any]:
     """Sample architectures, fit the random forest, return the cost table (JSON-able); with
-    ``by_block`` block 1's ops get cost weights of their own."""
+    ``by_block`` block 1's ops get cost weights of their own; ``latency``: the latency model
+    that prices architectures under metric latency."""
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.inspection import permutation_importance
 
-    if metric not in ("flops", "latency"):
-        raise ValueError(f"cost metric must be flops or latency, got {metric!r}")
+    price = arch_cost(metric, (num_dense, num_fields, space.emb_dim), latency)
     if samples < 8:
         raise ValueError(f"the cost model needs at least 8 sampled architectures, got {samples}")
     rng = np.random.default_rng(seed)
     rows, costs = [], []
     for _ in tqdm(range(samples), desc=f"cost model ({metric})", disable=not progress, unit="arch"):
         choice = _sample_choice(rng, space)
-        spec = arch_from_choice(choice, space)
-        if metric == "flops":
-            cost = interaction_flops(spec, num_dense, num_fields, space.emb_dim)
-        else:
-            cost = interaction_latency_ms(spec, num_dense, num_fields, space.emb_dim)
         rows.append(choice_features(choice, by_block))
-        costs.append(cost)
+        costs.append(price(arch_from_choice(choice, space)))
     x, y = np.array(rows, dtype=np.float64), np.array(costs, dtype=np.float64)
     forest = RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=1).fit(x, y)
     imp = permutation_importance(forest, x, y, n_repeats=10, random_state=seed, n_jobs=1)
@@ -78,7 +75,7 @@ def fit_cost_table(
     groups = cost_groups(by_block)
     return {
         "metric": metric,
-        "unit": "FLOPs per example" if metric == "flops" else "ms at batch 512",
+        "unit": cost_unit(metric, latency),
         "space": space.to_dict(),
         "num_dense": num_dense,
         "num_fields": num_fields,

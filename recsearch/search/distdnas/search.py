@@ -4,6 +4,7 @@
 ``report.md``)::
 
     cost_table.json/png the cost model (absent in no-cost mode or with cost_gamma 0)
+    latency_model.json  cost_metric=latency: the per-op latency model that priced the samples
     plan.json           the jobs of the mode: names and days
     day_{d}/            one job per day: weights.json (done), checkpoint/, tensorboard/
     one_shot/           the one-shot ablation's single job
@@ -15,15 +16,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from iopath.common.file_io import g_pathmgr
 
 from recsearch.data.criteo import format_days
 from recsearch.dist.jobs import PoolJob, module_app
+from recsearch.profile.latency_model import LatencyModel
 from recsearch.search.contract import SearchData, SearchOutput, SearchResult
+from recsearch.search.cost import LATENCY_MODEL, latency_model_for
 from recsearch.search.distdnas.aggregate import aggregate, format_weights
 from recsearch.search.distdnas.config import MODES, DistDNASConfig
 from recsearch.search.distdnas.cost import fit_cost_table, plot_cost_table
 from recsearch.search.distdnas.job import PLAN, WEIGHTS, job_done
+from recsearch.search.distdnas.space import arch_from_choice, sample_choice
 from recsearch.search.distdnas.to_arch import arch_from_aggregate
 from recsearch.utils.fileio import read_json, write_json
 
@@ -68,6 +73,7 @@ def prepare(config: DistDNASConfig, data: SearchData, out: SearchOutput) -> dict
     }
     if uses_cost and not g_pathmgr.exists(cost_path):
         with out.phase("cost_model"):
+            latency = _latency_model(config, data, out) if config.cost_metric == "latency" else None
             table = fit_cost_table(
                 config.space,
                 data.num_dense,
@@ -77,11 +83,26 @@ def prepare(config: DistDNASConfig, data: SearchData, out: SearchOutput) -> dict
                 config.seed,
                 out.launch.progress,
                 config.cost_by_block,
+                latency,
             )
             write_json(cost_path, table)
             plot_cost_table(table, out.path("cost_table.png"))
     write_json(out.path(PLAN), plan)
     return plan
+
+
+def _latency_model(config: DistDNASConfig, data: SearchData, out: SearchOutput) -> LatencyModel:
+    """The given latency model, or one fitted on architectures sampled from this space."""
+    space = config.space
+
+    def sample(n: int) -> list[dict[str, Any]]:
+        rng = np.random.default_rng(config.seed + 1)
+        return [arch_from_choice(sample_choice(rng, space), space) for _ in range(n)]
+
+    shape = (data.num_dense, len(data.feature_names), space.emb_dim)
+    return latency_model_for(
+        config.latency_model, sample, shape, out.path(LATENCY_MODEL), out.launch.progress
+    )
 
 
 def pool_jobs(plan: dict[str, Any], out: SearchOutput) -> list[PoolJob]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from recsearch.search.cost import COST_METRICS, latency_model_problem
 from recsearch.train.config import BaseConfig, TrainConfig
 from recsearch.utils.config import Config, setting
 
@@ -101,13 +102,23 @@ class NASRecConfig(BaseConfig):
     max_flops: float = setting(
         0.0, doc="FLOPs budget per example of a subnet's interaction graph (0: none)", ge=0
     )
+    cost_metric: str = setting(
+        "flops", doc="what the budget limits: counted FLOPs (max_flops), or latency on this machine "
+        "predicted by a model fitted on measured per-op latency (max_latency_ms)", choices=COST_METRICS,
+    )  # fmt: skip
+    max_latency_ms: float = setting(
+        0.0, doc="cost_metric=latency: budget of a subnet's interaction graph, in predicted ms per batch of "
+        "512 (0: none)", ge=0,
+    )  # fmt: skip
+    latency_model: str = setting(
+        "", doc="cost_metric=latency: a latency model from `recsearch profile --fit-latency` (empty: fit "
+        "one on subnets of this space, measured on this machine)",
+    )  # fmt: skip
     flops_policy: str = setting(
         "reject", doc="over the budget: reject (never enters the population) or penalize the fitness",
         choices=("reject", "penalize"),
     )  # fmt: skip
-    flops_penalty: float = setting(
-        0.01, doc="penalize: logloss added per unit of (FLOPs / max_flops - 1)", ge=0
-    )
+    flops_penalty: float = setting(0.01, doc="penalize: logloss added per unit of (cost / budget - 1)", ge=0)
     top_k: int = setting(15, doc="best subnets retrained from scratch; the best on the val day wins", ge=1)
     retrain: TrainConfig = setting(factory=TrainConfig, doc="training recipe of the top-k (and ranking) runs")
     ranking_subnets: int = setting(
@@ -133,3 +144,6 @@ class NASRecConfig(BaseConfig):
         super().__post_init__()
         if self.sample_size > self.population:
             self.fail(f"sample_size {self.sample_size} exceeds population {self.population}")
+        problem = latency_model_problem(self.latency_model)
+        if problem:
+            self.fail(problem)

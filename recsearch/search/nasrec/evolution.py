@@ -3,8 +3,9 @@
 Real et al., "Regularized Evolution for Image Classifier Architecture Search" (2019), with
 NASRec's adaptive mutation: a child differs from its parent by ``mutations_start``
 mutations in the first rounds, one fewer every ``mutations_decay_every`` rounds, down to
-one. The population ages: each round's children replace its oldest members. A FLOPs
-budget rejects (or penalizes) subnets over ``max_flops``.
+one. The population ages: each round's children replace its oldest members. A budget
+rejects (or penalizes) subnets over ``max_flops``, or over ``max_latency_ms`` of predicted
+latency with ``cost_metric=latency``.
 
 The state (population, every scored subnet, the random generator) is written after the
 initial population and after every round, so a killed search resumes where it stopped
@@ -90,6 +91,7 @@ class Evolution:
         score: a subnet -> its validation logloss with inherited weights.
         flops: a subnet -> FLOPs per example of its interaction graph.
         state_path: where the state is written after every round.
+        cost: a subnet -> what the budget limits (``cost_metric``); default its FLOPs.
     """
 
     def __init__(
@@ -98,15 +100,22 @@ class Evolution:
         score: Callable[[Genotype], float],
         flops: Callable[[Genotype], float],
         state_path: str,
+        cost: Callable[[Genotype], float] | None = None,
     ) -> None:
         self.config, self.score, self.flops, self.path = config, score, flops, state_path
+        self.cost = cost or flops
+        self.budget = config.max_flops if config.cost_metric == "flops" else config.max_latency_ms
         self.space = config.space
 
-    def _fitness(self, logloss: float, flops: float) -> float:
+    def _fitness(self, logloss: float, cost: float) -> float:
         c = self.config
-        if c.max_flops and c.flops_policy == "penalize" and flops > c.max_flops:
-            return logloss + c.flops_penalty * (flops / c.max_flops - 1.0)
+        if self.budget and c.flops_policy == "penalize" and cost > self.budget:
+            return logloss + c.flops_penalty * (cost / self.budget - 1.0)
         return logloss
+
+    @property
+    def _budget_key(self) -> str:
+        return "max_flops" if self.config.cost_metric == "flops" else "max_latency_ms"
 
     def _key(self, genotype: Genotype) -> str:
         return encode(canonical(genotype, self.space))
@@ -115,14 +124,12 @@ class Evolution:
         c = self.config
         if self._key(genotype) in state.scored:
             return False
-        return not (c.max_flops and c.flops_policy == "reject" and self.flops(genotype) > c.max_flops)
+        return not (self.budget and c.flops_policy == "reject" and self.cost(genotype) > self.budget)
 
     def _evaluate(self, genotype: Genotype, state: EvolutionState) -> Scored:
-        flops = self.flops(genotype)
         logloss = self.score(genotype)
-        s = Scored(
-            self._key(genotype), encode(genotype), self._fitness(logloss, flops), logloss, flops, state.round
-        )
+        fitness = self._fitness(logloss, self.cost(genotype))
+        s = Scored(self._key(genotype), encode(genotype), fitness, logloss, self.flops(genotype), state.round)
         state.scored[s.key] = s
         return s
 
@@ -132,8 +139,8 @@ class Evolution:
             if self._admissible(g, state):
                 return g
         raise ValueError(
-            f"no new subnet within the FLOPs budget max_flops={self.config.max_flops:g} after "
-            f"{MAX_TRIES} tries; raise max_flops or use flops_policy=penalize"
+            f"no new subnet within the budget {self._budget_key}={self.budget:g} after "
+            f"{MAX_TRIES} tries; raise {self._budget_key} or use flops_policy=penalize"
         )
 
     def run(self, state: EvolutionState | None = None, progress: bool = True) -> EvolutionState:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from recsearch.dist.env import init_distributed
 from recsearch.dist.jobs import PoolJob, module_app
 from recsearch.profile.counts import interaction_flops
 from recsearch.search.contract import SearchData, SearchOutput, SearchResult
+from recsearch.search.cost import LATENCY_MODEL, latency_model_for
 from recsearch.search.nasrec.config import NASRecConfig
 from recsearch.search.nasrec.evolution import Evolution, EvolutionState
 from recsearch.search.nasrec.job import CANDIDATES
@@ -136,6 +138,30 @@ class Scorer:
             opt.step()
 
 
+def _latency_cost(config: NASRecConfig, data: SearchData, out: SearchOutput) -> Callable[[Genotype], float]:
+    """A subnet -> its predicted latency (ms), from the given latency model or one fitted on
+    subnets sampled from this space."""
+    space = config.space
+
+    def subnets(n: int) -> list[dict[str, Any]]:
+        rng = np.random.default_rng(config.seed + 1)
+        return [arch_from_genotype(sample(rng, space), space, data.num_dense) for _ in range(n)]
+
+    shape = (data.num_dense, len(data.feature_names), space.emb_dim)
+    model = latency_model_for(
+        config.latency_model, subnets, shape, out.path(LATENCY_MODEL), out.launch.progress
+    )
+    cache: dict[str, float] = {}
+
+    def cost(g: Genotype) -> float:
+        key = encode(g)
+        if key not in cache:
+            cache[key] = model.predict_ms(arch_from_genotype(g, space, data.num_dense), shape)
+        return cache[key]
+
+    return cost
+
+
 def run(config: NASRecConfig, data: SearchData, out: SearchOutput) -> SearchResult:
     """The whole search; see the module docstring."""
     space, n_fields = config.space, len(data.feature_names)
@@ -148,13 +174,14 @@ def run(config: NASRecConfig, data: SearchData, out: SearchOutput) -> SearchResu
             flops_cache[key] = interaction_flops(spec, data.num_dense, n_fields, space.emb_dim)
         return flops_cache[key]
 
+    cost = _latency_cost(config, data, out) if config.cost_metric == "latency" else flops
     with out.phase("supernet"):
         loop = train_supernet(config, data, out)
     scorer = Scorer(loop, config, data)
     with out.phase("evolution"):
         path = out.path("evolution.json")
         state = EvolutionState.load(path) if g_pathmgr.exists(path) else None
-        evo = Evolution(config, scorer, flops, path)
+        evo = Evolution(config, scorer, flops, path, cost)
         state = evo.run(state, out.launch.progress)
     candidates = _candidates(config, evo.top(state, config.top_k), data, scorer, out)
     with out.phase("retrain"):
