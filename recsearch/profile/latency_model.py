@@ -4,8 +4,11 @@ Each block of an architecture, and each piece of its head, is one module of the 
 that ``models.builder.build_interaction`` builds. Profiling times every module's forward at
 one batch size on the inputs it gets inside the graph (best of ``repeats``) and counts its
 FLOPs; the fit is then, per op kind, ``ms = a + b * MFLOPs per example`` (least squares, with
-a and b clipped at 0), plus one constant for the glue between modules (concatenations,
-reshapes): the median of "measured graph - summed module fits" over the profiled graphs.
+a and b clipped at 0). What the modules' times miss, the glue between them (concatenations,
+reshapes, zero inputs) and the graph's own overhead, is fitted on the whole graphs' measured
+times: measured ~ ``scale * summed module fits + glue_ms + kinds["glue"][0] * glue nodes``
+by non-negative least squares (glue nodes are the graph's function and method calls; the
+scale absorbs what timing modules one by one adds or saves against a whole forward).
 
 Predicting an architecture's latency sums its modules' fits; it runs nothing, so a search
 can price every architecture it samples. A kind never profiled falls back to one fit over
@@ -15,7 +18,6 @@ bytes rather than compute, are priced by ``counts.lookup_bytes_per_example``.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +32,7 @@ from tqdm import tqdm
 # the head's modules (models/builder.py): its MLP, its output layer, its linear part, and the
 # layers that merge a dense input into the sparse fields
 HEAD_KINDS = {"head_mlp": "mlp", "head_out": "linear", "head_linear": "linear"}
+GLUE = "glue"  # a function or method call between modules: cat, flatten, new_zeros, ...
 
 
 @dataclass
@@ -91,10 +94,12 @@ def module_mflops(
     counts = counter.get_flop_counts()
     kinds = _kinds(spec)
     targets = [str(n.target) for n in graph.graph.nodes if n.op == "call_module"]
-    return {
+    modules = {
         t: (_kind_of(t, kinds), sum(counts.get(f"{type(graph).__name__}.{t}", {}).values()) / 2 / 1e6)
         for t in targets
     }
+    glue = {n.name: (GLUE, 0.0) for n in graph.graph.nodes if n.op in ("call_function", "call_method")}
+    return {**modules, **glue}
 
 
 @torch.no_grad()
@@ -121,7 +126,9 @@ def profile_graph(
         start = time.perf_counter()
         graph(dense, sparse)
         whole.append((time.perf_counter() - start) * 1e3)
-    return [ModuleTiming(flops[t][0], flops[t][1], best[t]) for t in best], min(whole)
+    timed = [ModuleTiming(flops[t][0], flops[t][1], best[t]) for t in best]
+    glue = [ModuleTiming(GLUE, 0.0, 0.0) for kind, _ in flops.values() if kind == GLUE]
+    return timed + glue, min(whole)
 
 
 def _fit_line(points: list[ModuleTiming]) -> list[float]:
@@ -148,14 +155,18 @@ class LatencyModel:
     overall: list[float]
     glue_ms: float
     graphs: int
+    scale: float = 1.0
     fit: dict[str, float] = field(default_factory=dict)  # how well it predicts the graphs it saw
 
     def predict_modules(self, modules: Iterable[tuple[str, float]]) -> float:
-        total = self.glue_ms
+        ops, glue = 0.0, 0.0
         for kind, mflops in modules:
+            if kind == GLUE:
+                glue += self.kinds.get(GLUE, [0.0])[0]
+                continue
             a, b = self.kinds.get(kind, self.overall)
-            total += a + b * mflops
-        return total
+            ops += a + b * mflops
+        return self.scale * ops + self.glue_ms + glue
 
     def predict_ms(
         self,
@@ -202,7 +213,7 @@ def fit_latency_model(
             list(zip(specs, shapes, strict=True)), desc="latency model", unit="arch", disable=not progress
         )
     ]
-    points = [m for modules, _ in profiled for m in modules]
+    points = [m for modules, _ in profiled for m in modules if m.kind != GLUE]
     by_kind: dict[str, list[ModuleTiming]] = {}
     for m in points:
         by_kind.setdefault(m.kind, []).append(m)
@@ -214,12 +225,28 @@ def fit_latency_model(
         glue_ms=0.0,
         graphs=len(specs),
     )
-    residual = [whole - model.predict_modules((m.kind, m.mflops) for m in mods) for mods, whole in profiled]
-    model.glue_ms = max(0.0, statistics.median(residual))
+    model.kinds[GLUE] = [0.0, 0.0]
+    model.scale, model.glue_ms, model.kinds[GLUE][0] = _fit_glue(model, profiled)
     measured = np.array([whole for _, whole in profiled])
     predicted = np.array([model.predict_modules((m.kind, m.mflops) for m in mods) for mods, _ in profiled])
     model.fit = {"mean_abs_rel_error": float(np.mean(np.abs(predicted - measured) / measured))}
     return model
+
+
+def _fit_glue(
+    model: LatencyModel, profiled: list[tuple[list[ModuleTiming], float]]
+) -> tuple[float, float, float]:
+    """(scale, ms per graph, ms per glue node) >= 0 that best explain the measured graphs from
+    their summed module fits (as ``model`` has them with scale 1 and no glue)."""
+    from scipy.optimize import nnls
+
+    ops = [model.predict_modules((m.kind, m.mflops) for m in mods if m.kind != GLUE) for mods, _ in profiled]
+    glue = [float(sum(m.kind == GLUE for m in mods)) for mods, _ in profiled]
+    measured = np.array([whole for _, whole in profiled])
+    x = np.array([[o, 1.0, g] for o, g in zip(ops, glue, strict=True)])
+    # in relative error: graphs range from tens of microseconds to hundreds of milliseconds
+    (scale, base, per_node), _ = nnls(x / measured[:, None], np.ones(len(measured)))
+    return float(scale), float(base), float(per_node)
 
 
 def measured_graph_ms(
