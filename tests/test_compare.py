@@ -61,9 +61,24 @@ def test_compare_reports_every_model_over_seeds_and_a_rerun_resumes(tmp_path: Pa
     fewer = run_recsearch("compare", "--out", str(out), *SMALL, "baselines=lr", "target_baseline=lr")
     assert "dcn_v2" not in json.loads((out / "compare.json").read_text())["summary"]
     assert fewer.returncode == 0
+    # random controls: architectures of the method's own space at its find's cost, same recipe
+    run_recsearch("compare", "--out", str(out), *SMALL, "methods=adass,profit", "random_archs=1", timeout=900)
+    controls = json.loads((out / "compare.json").read_text())["random_controls"]
+    assert set(controls) == {"profit"}  # adass registers no random_arch
+    assert len(controls["profit"]["random_logloss"]) == 2 and controls["profit"]["seeds"] == 2
+    for seed in (0, 1):
+        drawn = json.loads((out / "random" / "profit" / f"seed_{seed}" / "random_0.json").read_text())
+        m = json.loads((out / "runs" / "profit.random_0" / f"seed_{seed}" / "metrics.json").read_text())
+        assert m["flops"] == pytest.approx(record_flops(out, "profit", seed), rel=0.05)
+        assert drawn["name"] == "profit_random"
+    assert "## Against random architectures" in (out / "report.md").read_text()
     other = run_recsearch("compare", "--out", str(out), *SMALL, "rows_per_day=3000", check=False)
     assert other.returncode == 2 and other.stderr.count("\n") == 1
     assert "config.rows_per_day" in other.stderr and "--restart" in other.stderr
+
+
+def record_flops(out: Path, model: str, seed: int) -> float:
+    return float(json.loads((out / "runs" / model / f"seed_{seed}" / "metrics.json").read_text())["flops"])
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,10 @@ class CompareConfig(Config):
         doc="days to use: the last is held out for the final scores, the one before it is the "
         "searches' validation day, the rest are train days",
     )
+    random_archs: int = setting(
+        0, doc="random architectures of each method's own space, at about its find's cost, trained with "
+        "the same recipe: the find's margin over chance (methods that register random_arch)", ge=0,
+    )  # fmt: skip
     latency_model: str = setting(
         "", doc="the latency model that predicts each model's latency in the report (from `recsearch "
         "profile --fit-latency`; empty: fit one on the zoo's graphs on this machine)",

@@ -44,6 +44,7 @@ def write_report(
     failed: dict[str, str],
     progress: bool = True,
     shards: str = "",
+    randoms: list[Any] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     """Collect every finished job of ``entries``, write ``report.md``, ``compare.json`` and the
     Pareto PNGs into ``out``, print the table; returns the ``compare.json`` record. With
@@ -79,6 +80,7 @@ def write_report(
             for seed, row in rows.items():
                 ms = latency[f"{n}/{seed}"]
                 row.update(latency_predicted_ms=ms["predicted_ms"], latency_measured_ms=ms["measured_ms"])
+    controls = _controls(out, per_seed, randoms)
     ref = per_seed.get(config.reference, {})
     for rows in per_seed.values():
         for seed, row in rows.items():
@@ -98,6 +100,7 @@ def write_report(
         "bayes": bayes,
         "targets": targets,
         "stability": stability,
+        "random_controls": controls["methods"],
         "failed": failed,
         "plots": plots,
     }
@@ -119,6 +122,8 @@ def write_report(
                  "Interaction graph at batch 512 on this machine, embedding lookups excluded: predicted by "
                  "the per-op latency model (`latency.json`), and measured (best of 10).", "",
                  *latency_lines(per_seed, kinds)]  # fmt: skip
+    if controls["lines"]:
+        text += ["", "## Against random architectures of each method's space", "", *controls["lines"]]
     if stability:
         text += ["", "## Stability of the found architectures over seeds", "",
                  "| method | distinct archs | mean Jaccard of arch items |", "|---|---:|---:|"]  # fmt: skip
@@ -171,6 +176,42 @@ def _cell(s: dict[str, Any], key: str, fmt: str) -> str:
         return ""
     text = fmt.format(s[key])
     return f"{text} ± {fmt.format(s[key + '_std'])}" if s["seeds"] > 1 else text
+
+
+def _controls(out: str, per_seed: dict[str, dict[int, dict[str, Any]]], randoms: list[Any]) -> dict[str, Any]:
+    """Each find against the random architectures of its own space at about its cost, trained
+    with the same recipe and seed: margin = mean random logloss - mean found logloss (> 0: the
+    search beats chance)."""
+    from recsearch.compare.run import RANDOM_TAG, run_dir
+
+    drawn: dict[str, list[tuple[int, float, float]]] = {}  # method -> (seed, logloss, FLOPs ratio)
+    for e in randoms:
+        metrics = f"{run_dir(out, e.model, e.seed)}/metrics.json"
+        method = e.model.split(RANDOM_TAG)[0]
+        if g_pathmgr.exists(metrics) and e.seed in per_seed.get(method, {}):
+            m = read_json(metrics)
+            ratio = m["flops"] / per_seed[method][e.seed]["flops"]
+            drawn.setdefault(method, []).append((e.seed, float(m["logloss"]), ratio))
+    lines: list[str] = []
+    methods: dict[str, Any] = {}
+    for method, rows in sorted(drawn.items()):
+        seeds = sorted({seed for seed, _, _ in rows})
+        found = [float(per_seed[method][seed]["logloss"]) for seed in seeds]
+        rand = [ll for _, ll, _ in rows]
+        best = {seed: min(ll for s_, ll, _ in rows if s_ == seed) for seed in seeds}
+        beats = sum(per_seed[method][seed]["logloss"] <= b for seed, b in best.items())
+        margin = statistics.fmean(rand) - statistics.fmean(found)
+        spread = statistics.stdev(rand) if len(rand) > 1 else 0.0
+        methods[method] = {"random_logloss": rand, "found_logloss": found, "margin": margin,
+                           "beats_best_random_seeds": beats, "seeds": len(seeds)}  # fmt: skip
+        ratio = statistics.fmean(r for _, _, r in rows)
+        drawn_text = f"{len(rand)} random {statistics.fmean(rand):.4f} ± {spread:.4f} (best {min(rand):.4f}"
+        lines.append(
+            f"- {method}: found {statistics.fmean(found):.4f}; {drawn_text}; {ratio:.2f}x the find's FLOPs "
+            f"on average); margin {margin:+.4f} logloss; at or below the best random draw in {beats} of "
+            f"{len(seeds)} seeds"
+        )
+    return {"lines": lines, "methods": methods}
 
 
 def _targets(

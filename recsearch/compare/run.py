@@ -5,6 +5,8 @@
     OUT/search/<method>/seed_<s>/    each search (``recsearch search <method>``)
     OUT/runs/<model>/seed_<s>/       each model trained with the one recipe
                                      (``recsearch train``; found models from their arch.json)
+    OUT/random/<method>/seed_<s>/    with ``random_archs``: random architectures of the method's
+                                     space at about its find's cost, trained as <method>.random_<i>
     OUT/logs/                        the jobs' logs
     OUT/report.md, OUT/compare.json, OUT/pareto_*.png   the report (``recsearch.compare.report``)
 
@@ -36,6 +38,7 @@ class Entry:
     model: str
     seed: int
     searched: bool
+    arch: str = ""  # a random control's arch JSON
 
     @property
     def key(self) -> str:
@@ -86,9 +89,11 @@ def compare(
         if launch.progress:
             print("# then each found model's training (recsearch train --arch SEARCH/arch.json), as above")
         return {"dryrun": True}
-    ran_found = pool.run([_train_job(out, config, e, where, launch) for e in found], "found models")
+    randoms = _random_entries(out, config, found, shards) if config.random_archs else []
+    jobs = [_train_job(out, config, e, where, launch) for e in found + randoms]
+    ran_found = pool.run(jobs, "found models" + (" and random controls" if randoms else ""))
     failed = {**ran.failed, **ran_found.failed}
-    return write_report(out, config, entries, truth, eval_day, failed, launch.progress, shards)
+    return write_report(out, config, entries, truth, eval_day, failed, launch.progress, shards, randoms)
 
 
 def search_dir(out: str, method: str, seed: int) -> str:
@@ -122,12 +127,50 @@ def _search_job(
     return PoolJob(f"search-{e.model}-s{e.seed}", app, done, label=f"{e.model} search, seed {e.seed}")
 
 
+def _random_entries(out: str, config: CompareConfig, found: list[Entry], shards: str) -> list[Entry]:
+    """``random_archs`` random architectures of each found model's own space at about its cost
+    (methods that register ``random_arch``), written once as arch JSONs and trained like it."""
+    import zlib
+
+    import numpy as np
+
+    from recsearch.data.shards import ShardInfo
+    from recsearch.models.arch import load_arch, save_arch
+    from recsearch.search.registry import get_method, resolve
+    from recsearch.utils.config import load_config
+
+    info = ShardInfo.load(shards)
+    entries = []
+    for e in found:
+        m = get_method(e.model)
+        if not m.random_arch:
+            continue
+        method_config: Any = load_config(
+            m.config, None, [f"seed={e.seed}"], config.search_preset, m.preset_kind
+        )
+        found_arch = load_arch(f"{_search_dir(out, e)}/arch.json")
+        for i in range(config.random_archs):
+            path = f"{out}/random/{e.model}/seed_{e.seed}/random_{i}.json"
+            if not g_pathmgr.exists(path):
+                g_pathmgr.mkdirs(os.path.dirname(path))
+                rng = np.random.default_rng([e.seed, zlib.crc32(e.model.encode()), i])
+                save_arch(path, resolve(m.random_arch)(method_config, found_arch, info, rng))
+            entries.append(Entry(f"{e.model}{RANDOM_TAG}{i}", e.seed, False, arch=path))
+    return entries
+
+
+RANDOM_TAG = ".random_"
+
+
 def _train_job(
     out: str, config: CompareConfig, e: Entry, where: dict[str, Any], launch: LaunchOptions
 ) -> PoolJob:
     """``recsearch train`` of a baseline or of a search's arch.json, with the one recipe."""
     r = run_dir(out, e.model, e.seed)
-    model = ["--arch", f"{_search_dir(out, e)}/arch.json"] if e.searched else ["--model", e.model]
+    if e.arch:
+        model = ["--arch", e.arch]
+    else:
+        model = ["--arch", f"{_search_dir(out, e)}/arch.json"] if e.searched else ["--model", e.model]
 
     def app(threads: int) -> Any:
         args = ["train", *model, "--data", where["data"], "--train-days", where["train_days"],
@@ -184,6 +227,7 @@ _FREE_KEYS = (
     "target_baseline",
     "flops_budget",
     "latency_model",
+    "random_archs",
 )
-_OUTPUTS = ("search", "runs", "logs", "raw", "shards", REQUEST, "report.md", "compare.json",
+_OUTPUTS = ("search", "runs", "random", "logs", "raw", "shards", REQUEST, "report.md", "compare.json",
             "pareto_flops.png", "pareto_embedding.png", LATENCY)  # fmt: skip

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from iopath.common.file_io import g_pathmgr
 
@@ -107,3 +109,35 @@ def retrain(
             arch, data.root, data.train_days, data.val_day, run_dir, seeded, progress=out.launch.progress
         )
     return {k: m[k] for k in RETRAIN_KEYS if k in m}
+
+
+def similar_flops(
+    sample: Callable[[], dict[str, Any]],
+    found: dict[str, Any],
+    info: Any,
+    emb_dim: int,
+    band: tuple[float, float] = (0.7, 1.3),
+    tries: int = 300,
+) -> dict[str, Any]:
+    """The first sampled architecture whose interaction FLOPs per example are within ``band`` of
+    the found one's (else the closest of ``tries``): chance at about the same cost."""
+    from recsearch.profile.counts import interaction_flops
+
+    fields = info.sparse_names + info.jagged_names
+    shape = (len(info.dense_names), len(fields), emb_dim)
+
+    def flops(spec: dict[str, Any]) -> float:
+        return interaction_flops(spec, *shape, fields, info.dense_names)
+
+    target = flops(found)
+    best, best_gap = None, float("inf")
+    for _ in range(tries):
+        spec = sample()
+        ratio = flops(spec) / target if target else 1.0
+        if band[0] <= ratio <= band[1]:
+            return spec
+        gap = abs(np.log(max(ratio, 1e-12)))
+        if gap < best_gap:
+            best, best_gap = spec, gap
+    assert best is not None
+    return best

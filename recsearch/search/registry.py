@@ -53,6 +53,9 @@ class SearchMethod:
         base_keys: a method that searches the embedding sizes of a base model names the two
             config keys that set that base (a zoo name or an arch JSON file) and its
             interaction width, so a pipeline can hand it another method's find.
+        random_arch: ``"module:function"`` of ``random_arch(config, found, info, rng) -> spec``:
+            a random architecture of the method's own space, of about the found one's cost
+            (``info``: the data's ``ShardInfo``); the control a comparison measures a find against.
     """
 
     name: str
@@ -64,6 +67,7 @@ class SearchMethod:
     flags: tuple[Flag, ...] = ()
     stages: tuple[str, ...] = ()
     base_keys: tuple[str, str] | None = None
+    random_arch: str = ""
 
     @property
     def preset_kind(self) -> str:

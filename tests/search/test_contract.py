@@ -16,7 +16,9 @@ import time
 import typing
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from recsearch.models.arch import load_arch
@@ -186,3 +188,32 @@ def test_a_method_plugs_in_through_the_registry(shards: Path, tmp_path: Path) ->
     assert record["findings"] == {"seed_seen": 5} and record["seed"] == 5 and "think" in record["phases"]
     assert load_arch(str(tmp_path / "s" / "arch.json"))["name"] == "fm"
     assert "## found FM" in (tmp_path / "s" / "report.md").read_text()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", [m for m in METHODS if get_method(m).random_arch])
+def test_random_arch_is_a_valid_arch_of_about_the_finds_cost(
+    name: str, searched: Callable[[str], Path], shards: Path
+) -> None:
+    """The comparison's control: a random member of the method's space near the find's FLOPs."""
+    from recsearch.data.shards import ShardInfo
+    from recsearch.models.arch import validate
+    from recsearch.profile.counts import interaction_flops
+    from recsearch.search.registry import resolve
+    from recsearch.utils.config import load_config
+
+    m = get_method(name)
+    config: Any = load_config(m.config, None, [], preset="tiny", preset_kind=m.preset_kind)
+    info = ShardInfo.load(str(shards))
+    fields = info.sparse_names + info.jagged_names
+    found = json.loads((searched(name) / "arch.json").read_text())
+    emb = int(found["embedding"]["dim"])
+    draw = resolve(m.random_arch)
+    a = draw(config, found, info, np.random.default_rng(0))
+    b = draw(config, found, info, np.random.default_rng(0))
+    assert a == b and validate(a) and a != found  # seeded, a valid spec, not the find itself
+    shape = (len(info.dense_names), len(fields), emb)
+    ratio = interaction_flops(a, *shape, fields, info.dense_names) / interaction_flops(
+        found, *shape, fields, info.dense_names
+    )
+    assert 0.7 <= ratio <= 1.3, ratio

@@ -16,6 +16,7 @@ register_method(
         summary="DistDNAS: per-day differentiable interaction search, cost-aware, averaged, discretized",
         config=DistDNASConfig,
         entry="recsearch.search.distdnas.search:run",
+        random_arch="recsearch.search.distdnas.to_arch:random_arch",
         job="recsearch.search.distdnas.job:run_named_job",
         description=(
             "DistDNAS (Zhang et al., 2023). Fits the FLOPs cost model (DIR/cost_table.json + .png),\n"

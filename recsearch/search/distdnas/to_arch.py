@@ -70,3 +70,17 @@ def discretize(search_dir: str, threshold: float = 0.2, stack: int = 1, name: st
     except ValueError:
         raise ValueError(f"{path} is damaged (not JSON); rerun the search to rewrite it") from None
     return arch_from_aggregate(agg, threshold, stack, name, search_dir)
+
+
+def random_arch(config: Any, found: dict[str, Any], info: Any, rng: Any) -> dict[str, Any]:
+    """A random architecture of the space (each block keeps a random subset of ops, as the cost
+    model samples them) at about the found one's FLOPs: the comparison's control."""
+    from recsearch.search.common import similar_flops
+    from recsearch.search.distdnas.space import sample_choice
+
+    space = config.space
+
+    def sample() -> dict[str, Any]:
+        return arch_from_choice(sample_choice(rng, space), space, name="distdnas_random", stack=config.stack)
+
+    return similar_flops(sample, found, info, space.emb_dim)

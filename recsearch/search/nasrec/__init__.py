@@ -17,6 +17,7 @@ register_method(
         summary="NASRec: weight-sharing supernet, any-connection sampling, regularized evolution, top-k",
         config=NASRecConfig,
         entry="recsearch.search.nasrec.search:run",
+        random_arch="recsearch.search.nasrec.to_arch:random_arch",
         job="recsearch.search.nasrec.job:run_named_job",
         description=(
             "NASRec (Zhang et al., WWW 2023). Trains one weight-sharing supernet of N densely connected\n"

@@ -119,3 +119,17 @@ def arch_from_genotype(
         },
     }
     return validate(spec)
+
+
+def random_arch(config: Any, found: dict[str, Any], info: Any, rng: Any) -> dict[str, Any]:
+    """A random subnet of the space (the evolution's initial draws) at about the found one's
+    FLOPs: the comparison's control."""
+    from recsearch.search.common import similar_flops
+    from recsearch.search.nasrec.space import sample
+
+    space = config.space
+
+    def draw() -> dict[str, Any]:
+        return arch_from_genotype(sample(rng, space), space, len(info.dense_names), name="nasrec_random")
+
+    return similar_flops(draw, found, info, space.emb_dim)

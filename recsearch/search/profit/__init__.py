@@ -18,6 +18,7 @@ register_method(
         summary="PROFIT: explicit feature crosses, low-rank CP weights, searched order by order",
         config=ProfitConfig,
         entry="recsearch.search.profit.search:run",
+        random_arch="recsearch.search.profit.to_arch:random_arch",
         description=(
             "PROFIT (Gao et al., NeurIPS 2021). Weighs every cross (element-wise product of field\n"
             "embeddings) of orders 1..max_order with A_c = sum_r prod_k beta_r[c_k] (rank-R symmetric CP),\n"

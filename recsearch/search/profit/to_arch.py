@@ -46,3 +46,23 @@ def arch_from_crosses(
         "head": {"inputs": inputs, "hidden": list(config.head_hidden)},
         "meta": {"crosses_per_order": {str(o): len(c) for o, c in crosses.items()}},
     }
+
+
+def random_arch(config: Any, found: dict[str, Any], info: Any, rng: Any) -> dict[str, Any]:
+    """The found architecture with each order's crosses replaced by as many random crosses of
+    that order over the same fields (the paper's random-selection control): same FLOPs."""
+    import copy
+
+    spec = copy.deepcopy(found)
+    spec["name"] = "profit_random"
+    numeric = info.dense_names if any(b["op"] == "dense_buckets" for b in spec["blocks"]) else []
+    pool = info.sparse_names + info.jagged_names + list(numeric)
+    for block in spec["blocks"]:
+        if block["op"] != "field_cross" or not block["args"]["crosses"]:
+            continue
+        order, k = len(block["args"]["crosses"][0]), len(block["args"]["crosses"])
+        drawn: set[tuple[str, ...]] = set()
+        while len(drawn) < k:
+            drawn.add(tuple(sorted(rng.choice(pool, size=order, replace=False).tolist())))
+        block["args"]["crosses"] = [list(c) for c in sorted(drawn)]
+    return spec
