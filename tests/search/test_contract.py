@@ -217,3 +217,7 @@ def test_random_arch_is_a_valid_arch_of_about_the_finds_cost(
         found, *shape, fields, info.dense_names
     )
     assert 0.7 <= ratio <= 1.3, ratio
+    from recsearch.models.builder import build_model
+
+    model = build_model(a, fields, info.num_embeddings, len(info.dense_names), info.dense_names)
+    assert sum(p.numel() for p in model.parameters()) > 0  # it builds on the data: it trains like the find

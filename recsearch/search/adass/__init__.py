@@ -17,6 +17,7 @@ register_method(
         summary="AdaS&S: one-shot supernet of embedding sizes, adaptive sampling, RL size search",
         config=AdassConfig,
         entry="recsearch.search.adass.search:run",
+        random_arch="recsearch.search.adass.policy:random_arch",
         description=(
             "AdaS&S (Wei, Yang et al.). Trains a supernet of candidate embedding sizes per field (each\n"
             "size linear + BatchNorm to common_dim) on --train-days, one subnet per step drawn by adaptive\n"

@@ -116,3 +116,20 @@ def search_sizes(
         "probs": np.round(final.numpy(), 4).tolist(),
         "history": history,
     }
+
+
+def random_arch(config: Any, found: dict[str, Any], info: Any, rng: np.random.Generator) -> dict[str, Any]:
+    """The found sizes dealt to as many fields chosen at random: the same graph and mix of
+    sizes, with the search's choice of which field gets what replaced by chance (the
+    comparison's control)."""
+    import copy
+
+    spec = copy.deepcopy(found)
+    spec.pop("tables", None)  # rebuilt from the data for the new sizes
+    spec["name"] = "adass_random"
+    dims = found["embedding"].get("dims", {})
+    fields = info.sparse_names + info.jagged_names
+    chosen = sorted(rng.choice(fields, size=len(dims), replace=False).tolist())
+    sizes = [int(v) for v in rng.permutation(list(dims.values()))]
+    spec["embedding"]["dims"] = dict(zip(chosen, sizes, strict=True))
+    return spec

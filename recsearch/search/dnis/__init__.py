@@ -17,6 +17,7 @@ register_method(
         summary="DNIS: differentiable embedding-dim search per frequency block, pruned to real tables",
         config=DnisConfig,
         entry="recsearch.search.dnis.search:run",
+        random_arch="recsearch.search.dnis.prune:random_arch",
         description=(
             "DNIS (Cheng, Shen, Huang). Splits each field's ids into `blocks` frequency blocks (from\n"
             "the counts preprocessing saved), scales each block's K-dim embeddings by a soft selection\n"

@@ -11,6 +11,8 @@ kept parameters land within one group of the budget.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -56,3 +58,24 @@ def field_scores(scores: list[np.ndarray], rows: list[int]) -> np.ndarray:
     ranked = np.stack([np.sort(s)[::-1] for s in scores])
     w = np.asarray(rows, dtype=np.float64)
     return (ranked * w[:, None]).sum(axis=0) / max(w.sum(), 1.0)  # type: ignore[no-any-return]
+
+
+def random_arch(config: Any, found: dict[str, Any], info: Any, rng: np.random.Generator) -> dict[str, Any]:
+    """The found sizes dealt to the fields at random: each field keeps its own frequency blocks
+    and takes another field's block dims (among fields with as many blocks), so the graph and
+    the mix of sizes stay the find's while the search's choice of which field gets what is
+    replaced by chance: the comparison's control."""
+    import copy
+
+    spec = copy.deepcopy(found)
+    spec.pop("tables", None)  # rebuilt from the data for the new sizes
+    spec["name"] = "dnis_random"
+    blocks = spec["embedding"].get("blocks", {})
+    by_length: dict[int, list[str]] = {}
+    for name, b in blocks.items():
+        by_length.setdefault(len(b["dims"]), []).append(name)
+    for names in by_length.values():
+        dims = [found["embedding"]["blocks"][n]["dims"] for n in names]
+        for name, p in zip(names, rng.permutation(len(names)), strict=True):
+            blocks[name]["dims"] = list(dims[p])
+    return spec

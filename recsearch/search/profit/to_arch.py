@@ -54,6 +54,7 @@ def random_arch(config: Any, found: dict[str, Any], info: Any, rng: Any) -> dict
     import copy
 
     spec = copy.deepcopy(found)
+    spec.pop("tables", None)  # rebuilt from the data for the new sizes
     spec["name"] = "profit_random"
     numeric = info.dense_names if any(b["op"] == "dense_buckets" for b in spec["blocks"]) else []
     pool = info.sparse_names + info.jagged_names + list(numeric)
