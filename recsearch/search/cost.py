@@ -10,13 +10,12 @@ architecture it samples. It is saved in the search folder and reused when the se
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iopath.common.file_io import g_pathmgr
 
-from recsearch.profile.counts import interaction_flops
-from recsearch.profile.latency_model import LatencyModel, fit_latency_model
-from recsearch.utils.fileio import write_json
+if TYPE_CHECKING:  # the configs import this module; `recsearch --help` must not load torch
+    from recsearch.profile.latency_model import LatencyModel
 
 COST_METRICS = ("flops", "latency")
 LATENCY_MODEL = "latency_model.json"
@@ -41,6 +40,9 @@ def latency_model_for(
 ) -> LatencyModel:
     """The given latency model, else the one saved at ``save_to`` by an earlier attempt, else
     one fitted now on ``sample_specs(PROFILED_ARCHS)``; written to ``save_to`` either way."""
+    from recsearch.profile.latency_model import LatencyModel, fit_latency_model
+    from recsearch.utils.fileio import write_json
+
     if given:
         problem = latency_model_problem(given)
         if problem:
@@ -58,6 +60,8 @@ def arch_cost(
     metric: str, shape: tuple[int, int, int], latency: LatencyModel | None = None
 ) -> Callable[[dict[str, Any]], float]:
     """spec -> its cost: FLOPs per example of the interaction graph, or its predicted ms."""
+    from recsearch.profile.counts import interaction_flops
+
     if metric not in COST_METRICS:
         raise ValueError(f"cost_metric must be one of {', '.join(COST_METRICS)}, got {metric!r}")
     if metric == "flops":
