@@ -14,7 +14,7 @@ from tests.conftest import run_recsearch
 
 # a cheap comparison: one method, two baselines, two seeds, 4 planted days of 2,000 rows
 SMALL = ["--seeds", "2", "--preset", "tiny", "methods=adass", "baselines=lr,dcn_v2", "reference=lr",
-         "days=0-3", "rows_per_day=2000"]  # fmt: skip
+         "days=0-3", "rows_per_day=2000", "random_archs=0"]  # fmt: skip
 
 
 @pytest.mark.integration
@@ -62,15 +62,16 @@ def test_compare_reports_every_model_over_seeds_and_a_rerun_resumes(tmp_path: Pa
     assert "dcn_v2" not in json.loads((out / "compare.json").read_text())["summary"]
     assert fewer.returncode == 0
     # random controls: architectures of the method's own space at its find's cost, same recipe
-    run_recsearch("compare", "--out", str(out), *SMALL, "methods=adass,profit", "random_archs=1", timeout=900)
+    run_recsearch("compare", "--out", str(out), *SMALL, "methods=adass,profit", "random_archs=2", timeout=900)
     controls = json.loads((out / "compare.json").read_text())["random_controls"]
-    assert set(controls) == {"profit"}  # adass registers no random_arch
-    assert len(controls["profit"]["random_logloss"]) == 2 and controls["profit"]["seeds"] == 2
-    for seed in (0, 1):
-        drawn = json.loads((out / "random" / "profit" / f"seed_{seed}" / "random_0.json").read_text())
-        m = json.loads((out / "runs" / "profit.random_0" / f"seed_{seed}" / "metrics.json").read_text())
-        assert m["flops"] == pytest.approx(record_flops(out, "profit", seed), rel=0.05)
-        assert drawn["name"] == "profit_random"
+    assert set(controls) == {"adass", "profit"}
+    for method in ("adass", "profit"):
+        assert len(controls[method]["random_logloss"]) == 4 and controls[method]["seeds"] == 2
+        for seed in (0, 1):
+            drawn = json.loads((out / "random" / method / f"seed_{seed}" / "random_1.json").read_text())
+            flops = record_flops(out, f"{method}.random_1", seed)
+            assert flops == pytest.approx(record_flops(out, method, seed), rel=0.05)
+            assert drawn["name"] == f"{method}_random"
     assert "## Against random architectures" in (out / "report.md").read_text()
     other = run_recsearch("compare", "--out", str(out), *SMALL, "rows_per_day=3000", check=False)
     assert other.returncode == 2 and other.stderr.count("\n") == 1
