@@ -64,3 +64,21 @@ def test_bayes_limits_beat_a_constant_and_days_drift(raw_days: Path) -> None:
     ints, cats = teacher.sample(0, 2000, np.random.default_rng(0))
     drift = np.abs(teacher.logit(0, ints, cats) - teacher.logit(5, ints, cats))
     assert 0.01 < drift.mean() < 1.0  # same rows, later day: slowly different clicks
+
+
+def test_planted_shards_rerun_keeps_raw_days_and_shard_keys(tmp_path: Path) -> None:
+    """A rerun of compare or quickstart must not rewrite the raw days: the shards' keys follow
+    the raw files' mtimes, and checkpoints of unfinished jobs are tied to those keys."""
+    from recsearch.data.planted import planted_shards
+
+    out = str(tmp_path / "run")
+    first = planted_shards(out, [0, 1], 2000, "tiny", 3)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run" / "raw").glob("day_*")}
+    key = json.loads((tmp_path / "run" / "shards" / "manifest.json").read_text())["vocab_key"]
+    again = planted_shards(out, [0, 1], 2000, "tiny", 3)
+    assert again == first
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "run" / "raw").glob("day_*")} == stamps
+    assert json.loads((tmp_path / "run" / "shards" / "manifest.json").read_text())["vocab_key"] == key
+    # More rows per day is other data: those days are written again.
+    planted_shards(out, [0, 1], 2500, "tiny", 3)
+    assert (tmp_path / "run" / "raw" / "day_0").stat().st_mtime_ns != stamps["day_0"]

@@ -13,7 +13,7 @@ from recsearch.train.metrics import binary_entropy
 def planted_shards(out: str, days: list[int], rows_per_day: int, preset: str, seed: int) -> dict[str, Any]:
     """Raw days in ``out/raw`` and their shards in ``out/shards``; returns synth's truth
     summary. Both steps keep what an earlier call finished (a rerun resumes)."""
-    truth = synth(f"{out}/raw", days, rows_per_day, preset, seed)
+    truth = synth(f"{out}/raw", days, rows_per_day, preset, seed, keep_written=True)
     preprocess(
         f"{out}/raw",
         f"{out}/shards",

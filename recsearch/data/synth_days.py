@@ -92,9 +92,14 @@ def synth(
     preset: str,
     seed: int,
     compress: bool = False,
+    keep_written: bool = False,
 ) -> dict[str, Any]:
     """Generate raw days under ``output`` (``days``: a list of day numbers, or a count N for
-    days 0..N-1); returns the truth summary. Each day depends only on (preset, seed, day)."""
+    days 0..N-1); returns the truth summary. Each day depends only on (preset, seed, day).
+
+    ``keep_written``: a day already written by the same teacher with the same row count is
+    kept as it is. Rewriting it would give the same bytes but a new mtime, and the shards'
+    keys (and every checkpoint trained on them) follow the raw files' mtimes."""
     day_list = list(range(days)) if isinstance(days, int) else sorted(set(days))
     if not day_list or min(day_list) < 0:
         raise ValueError("--days must name at least one day >= 0")
@@ -110,6 +115,10 @@ def synth(
     total = len(day_list) * rows
     with tqdm(total=total, unit=" rows", unit_scale=True, desc="synth", dynamic_ncols=True) as bar:
         for d in day_list:
+            if keep_written and _written(output, known.get(d), d, rows, compress):
+                truths.append(DayTruth(**known[d]))
+                bar.update(rows)
+                continue
             truths.append(write_day(output, teacher, d, rows, compress, bar))
     known.update({t.day: t.__dict__ for t in truths})
     summary = {
@@ -120,6 +129,19 @@ def synth(
     }
     write_json(f"{output}/truth/bayes.json", summary)
     return {**summary, "days": [t.__dict__ for t in truths]}
+
+
+def _written(output: str, truth: dict[str, Any] | None, day: int, rows: int, compress: bool) -> bool:
+    """Whether ``day`` is complete in ``output``: both files are published atomically, and the
+    truth record (written after every day of a call) has this row count."""
+    name = f"{output}/day_{day}" + (".gz" if compress else "")
+    return (
+        truth is not None
+        and set(truth) == set(DayTruth.__dataclass_fields__)
+        and truth["rows"] == rows
+        and g_pathmgr.exists(name)
+        and g_pathmgr.exists(f"{output}/truth/day_{day}_prob.npy")
+    )
 
 
 def _days_of_same_teacher(output: str, teacher: Teacher, preset: str, seed: int) -> dict[int, dict[str, Any]]:
