@@ -441,18 +441,17 @@ def _add_profile(sub: argparse._SubParsersAction) -> None:
 
 def _run_fit_latency(a: argparse.Namespace) -> None:
     from recsearch.data.shards import ShardInfo
-    from recsearch.models.zoo import create_arch, list_models
-    from recsearch.profile.latency_model import fit_latency_model, measured_graph_ms
+    from recsearch.profile.latency_model import fit_latency_model, zoo_specs
     from recsearch.utils.fileio import check_out_file, write_json
 
     check_out_file(a.fit_latency)
     info = ShardInfo.load(a.data)
     num_dense, num_fields = len(info.dense_names), len(info.sparse_names + info.jagged_names)
     if a.model or a.arch:
-        specs = [_spec(a)]
+        spec = _spec(a)
+        specs, shapes = [spec], [(num_dense, num_fields, int(spec["embedding"]["dim"]))]
     else:
-        specs = [create_arch(m, emb_dim=d) for m in list_models() for d in (8, 16, 32)]
-    shapes = [(num_dense, num_fields, int(s["embedding"]["dim"])) for s in specs]
+        specs, shapes = zoo_specs(num_dense, num_fields)
     model = fit_latency_model(specs, shapes)
     write_json(a.fit_latency, model.to_dict())
     print(
@@ -464,8 +463,8 @@ def _run_fit_latency(a: argparse.Namespace) -> None:
         f"  glue {model.glue_ms:.4f} ms; on the profiled graphs, mean |predicted - measured| / measured "
         f"{model.fit['mean_abs_rel_error']:.1%}"
     )
-    for spec, shape in list(zip(specs, shapes, strict=True))[:: max(1, len(specs) // 8)]:
-        predicted, measured = model.predict_ms(spec, shape), measured_graph_ms(spec, shape)
+    pairs = list(zip(specs, shapes, model.graph_ms, strict=True))
+    for spec, shape, (predicted, measured) in pairs[:: max(1, len(specs) // 8)]:
         name = f"{spec.get('name', 'model')} (emb {shape[2]})"
         print(f"  {name:<18} predicted {predicted:7.3f} ms, measured {measured:7.3f} ms")
     print(f"wrote {a.fit_latency}; use it with cost_metric=latency latency_model={a.fit_latency}")

@@ -8,24 +8,24 @@ the model's batch). Both are kept in ``latency.json``, so a rerun reports withou
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iopath.common.file_io import g_pathmgr
 
 from recsearch.profile.latency_model import LatencyModel, measured_graph_ms, zoo_latency_model
 from recsearch.utils.fileio import read_json, write_json
 
+if TYPE_CHECKING:
+    from recsearch.data.shards import ShardInfo
+
 LATENCY = "latency.json"
 
 
 def model_latencies(
-    out: str, runs: dict[str, str], shards: str, given: str = "", progress: bool = True
+    out: str, runs: dict[str, str], info: ShardInfo, given: str = "", progress: bool = True
 ) -> dict[str, dict[str, float]]:
     """``runs``: key -> training run folder; returns key -> {predicted_ms, measured_ms} of its
-    model on the data of ``shards``."""
-    from recsearch.data.shards import ShardInfo
-
-    info = ShardInfo.load(shards)
+    model on the data ``info`` (a ``ShardInfo``) describes."""
     fields = info.sparse_names + info.jagged_names
     shape, names = (len(info.dense_names), len(fields)), (fields, info.dense_names)
     path = f"{out}/{LATENCY}"

@@ -11,12 +11,15 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iopath.common.file_io import g_pathmgr
 
 from recsearch.compare.config import CompareConfig
 from recsearch.utils.fileio import read_json, write_json
+
+if TYPE_CHECKING:
+    from recsearch.data.shards import ShardInfo
 
 # the metrics of a model at one seed: (key, column title, format)
 COLUMNS = (
@@ -43,12 +46,12 @@ def write_report(
     eval_day: int,
     failed: dict[str, str],
     progress: bool = True,
-    shards: str = "",
+    info: ShardInfo | None = None,
     randoms: list[Any] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     """Collect every finished job of ``entries``, write ``report.md``, ``compare.json`` and the
     Pareto PNGs into ``out``, print the table; returns the ``compare.json`` record. With
-    ``shards`` (the data): also predict and measure each model's latency."""
+    ``info`` (the data's ``ShardInfo``): also predict and measure each model's latency."""
     from recsearch.compare.latency import latency_lines, model_latencies
     from recsearch.compare.run import run_dir, search_dir
     from recsearch.data.planted import bayes_limit
@@ -73,9 +76,9 @@ def write_report(
             row["search_seconds"] = read_json(f"{d}/search.json")["wall_seconds"]
             archs.setdefault(e.model, []).append(read_json(f"{d}/arch.json"))
         per_seed.setdefault(e.model, {})[e.seed] = row
-    if shards:
+    if info is not None:
         runs = {f"{n}/{seed}": run_dir(out, n, seed) for n, rows in per_seed.items() for seed in rows}
-        latency = model_latencies(out, runs, shards, config.latency_model, progress)
+        latency = model_latencies(out, runs, info, config.latency_model, progress)
         for n, rows in per_seed.items():
             for seed, row in rows.items():
                 ms = latency[f"{n}/{seed}"]
@@ -117,7 +120,7 @@ def write_report(
         "",
         *targets["lines"],
     ]
-    if shards:
+    if info is not None:
         text += ["", "## Latency", "",
                  "Interaction graph at batch 512 on this machine, embedding lookups excluded: predicted by "
                  "the per-op latency model (`latency.json`), and measured (best of 10).", "",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iopath.common.file_io import g_pathmgr
 
@@ -27,6 +27,9 @@ from recsearch.compare.config import CompareConfig
 from recsearch.compare.latency import LATENCY
 from recsearch.dist.jobs import JobPool, LaunchOptions, PoolJob, module_app
 from recsearch.utils.fileio import check_out_dir, read_json, write_json
+
+if TYPE_CHECKING:
+    from recsearch.data.shards import ShardInfo
 
 REQUEST = "request.json"
 
@@ -89,11 +92,14 @@ def compare(
         if launch.progress:
             print("# then each found model's training (recsearch train --arch SEARCH/arch.json), as above")
         return {"dryrun": True}
-    randoms = _random_entries(out, config, found, shards) if config.random_archs else []
+    from recsearch.data.shards import ShardInfo
+
+    info = ShardInfo.load(shards)
+    randoms = _random_entries(out, config, found, info) if config.random_archs else []
     jobs = [_train_job(out, config, e, where, launch) for e in found + randoms]
     ran_found = pool.run(jobs, "found models" + (" and random controls" if randoms else ""))
     failed = {**ran.failed, **ran_found.failed}
-    return write_report(out, config, entries, truth, eval_day, failed, launch.progress, shards, randoms)
+    return write_report(out, config, entries, truth, eval_day, failed, launch.progress, info, randoms)
 
 
 def search_dir(out: str, method: str, seed: int) -> str:
@@ -127,19 +133,17 @@ def _search_job(
     return PoolJob(f"search-{e.model}-s{e.seed}", app, done, label=f"{e.model} search, seed {e.seed}")
 
 
-def _random_entries(out: str, config: CompareConfig, found: list[Entry], shards: str) -> list[Entry]:
+def _random_entries(out: str, config: CompareConfig, found: list[Entry], info: ShardInfo) -> list[Entry]:
     """``random_archs`` random architectures of each found model's own space at about its cost
     (methods that register ``random_arch``), written once as arch JSONs and trained like it."""
     import zlib
 
     import numpy as np
 
-    from recsearch.data.shards import ShardInfo
     from recsearch.models.arch import load_arch, save_arch
     from recsearch.search.registry import get_method, resolve
     from recsearch.utils.config import load_config
 
-    info = ShardInfo.load(shards)
     entries = []
     for e in found:
         m = get_method(e.model)

@@ -85,12 +85,20 @@ def module_mflops(
     shape: tuple[int, int, int],
     names: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> dict[str, tuple[str, float]]:
-    """Each module of the graph: (op kind, MFLOPs per example). Counted with autograd on (the
-    counter's module tracker fails on parameters expanded under no_grad)."""
+    """Each module of the graph: (op kind, MFLOPs per example)."""
     graph, dense, sparse = _graph_and_inputs(spec, shape, 2, names)
-    # per module, by its path in the graph; with autograd on, as documented above
+    return _graph_mflops(graph, spec, dense, sparse)
+
+
+def _graph_mflops(
+    graph: fx.GraphModule, spec: dict[str, Any], dense: torch.Tensor, sparse: torch.Tensor
+) -> dict[str, tuple[str, float]]:
+    """``module_mflops`` of a built graph, counted on the first two examples of its inputs.
+    Counted with autograd on: the counter's module tracker fails on parameters expanded under
+    no_grad."""
+    # per module, by its path in the graph
     with torch.enable_grad(), FlopCounterMode(display=False) as counter:
-        graph(dense, sparse)
+        graph(dense[:2], sparse[:2])
     counts = counter.get_flop_counts()
     kinds = _kinds(spec)
     targets = [str(n.target) for n in graph.graph.nodes if n.op == "call_module"]
@@ -113,22 +121,31 @@ def profile_graph(
     """Time each module of an architecture's interaction graph and the whole graph (best of
     ``repeats`` each, after one warm-up) at ``batch``; ``shape`` = (dense features, sparse
     fields, embedding width)."""
-    flops = module_mflops(spec, shape, names)
     graph, dense, sparse = _graph_and_inputs(spec, shape, batch, names)
+    flops = _graph_mflops(graph, spec, dense, sparse)
     graph(dense, sparse)
     best: dict[str, float] = {}
-    whole = []
     for _ in range(repeats):
         timer = _ModuleTimer(graph)
         timer.run(dense, sparse)
         for t, ms in timer.seen.items():
             best[t] = min(ms, best.get(t, ms))
-        start = time.perf_counter()
-        graph(dense, sparse)
-        whole.append((time.perf_counter() - start) * 1e3)
     timed = [ModuleTiming(flops[t][0], flops[t][1], best[t]) for t in best]
     glue = [ModuleTiming(GLUE, 0.0, 0.0) for kind, _ in flops.values() if kind == GLUE]
-    return timed + glue, min(whole)
+    return timed + glue, _best_forward_ms(graph, dense, sparse, repeats)
+
+
+@torch.no_grad()
+def _best_forward_ms(graph: fx.GraphModule, dense: torch.Tensor, sparse: torch.Tensor, repeats: int) -> float:
+    """Best of ``repeats`` whole forwards (ms), after one warm-up: the best run is the least
+    disturbed by other work on the machine."""
+    graph(dense, sparse)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        graph(dense, sparse)
+        times.append((time.perf_counter() - start) * 1e3)
+    return min(times)
 
 
 def _fit_line(points: list[ModuleTiming]) -> list[float]:
@@ -157,6 +174,7 @@ class LatencyModel:
     graphs: int
     scale: float = 1.0
     fit: dict[str, float] = field(default_factory=dict)  # how well it predicts the graphs it saw
+    graph_ms: list[list[float]] = field(default_factory=list)  # [predicted, measured] of each one
 
     def predict_modules(self, modules: Iterable[tuple[str, float]]) -> float:
         ops, glue = 0.0, 0.0
@@ -230,6 +248,7 @@ def fit_latency_model(
     measured = np.array([whole for _, whole in profiled])
     predicted = np.array([model.predict_modules((m.kind, m.mflops) for m in mods) for mods, _ in profiled])
     model.fit = {"mean_abs_rel_error": float(np.mean(np.abs(predicted - measured) / measured))}
+    model.graph_ms = [[float(p), float(m)] for p, m in zip(predicted, measured, strict=True)]
     return model
 
 
@@ -256,24 +275,23 @@ def measured_graph_ms(
     repeats: int = 10,
     names: tuple[list[str] | None, list[str] | None] = (None, None),
 ) -> float:
-    """Measured forward ms of the interaction graph: best of ``repeats`` after one warm-up (as
-    the profiled modules are timed: the best run is the least disturbed by other work)."""
-    graph, dense, sparse = _graph_and_inputs(spec, shape, batch, names)
-    with torch.no_grad():
-        graph(dense, sparse)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            graph(dense, sparse)
-            times.append((time.perf_counter() - start) * 1e3)
-    return min(times)
+    """Measured forward ms of the interaction graph: best of ``repeats`` after one warm-up, as
+    the profiled modules and graphs are timed."""
+    return _best_forward_ms(*_graph_and_inputs(spec, shape, batch, names), repeats)
+
+
+ZOO_WIDTHS = (8, 16, 32)
+
+
+def zoo_specs(num_dense: int, num_fields: int) -> tuple[list[dict[str, Any]], list[tuple[int, int, int]]]:
+    """The zoo's architectures at embedding widths ``ZOO_WIDTHS`` and their graph shapes: every
+    op kind the zoo uses, at several sizes."""
+    from recsearch.models.zoo import create_arch, list_models
+
+    specs = [create_arch(m, emb_dim=d) for m in list_models() for d in ZOO_WIDTHS]
+    return specs, [(num_dense, num_fields, int(s["embedding"]["dim"])) for s in specs]
 
 
 def zoo_latency_model(num_dense: int, num_fields: int, progress: bool = True) -> LatencyModel:
-    """A latency model fitted on the zoo's interaction graphs at embedding widths 8, 16 and 32:
-    every op kind the zoo uses, at several sizes (``recsearch profile --fit-latency``)."""
-    from recsearch.models.zoo import create_arch, list_models
-
-    specs = [create_arch(m, emb_dim=d) for m in list_models() for d in (8, 16, 32)]
-    shapes = [(num_dense, num_fields, d) for _ in list_models() for d in (8, 16, 32)]
-    return fit_latency_model(specs, shapes, progress=progress)
+    """A latency model fitted on ``zoo_specs`` (``recsearch profile --fit-latency``)."""
+    return fit_latency_model(*zoo_specs(num_dense, num_fields), progress=progress)
