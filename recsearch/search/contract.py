@@ -149,7 +149,7 @@ def check_request(data: str, train_days: list[int], val_day: int) -> ShardInfo:
     return info
 
 
-def _same_request(out: str, request: dict[str, Any], restart: bool) -> None:
+def _same_request(out: str, request: dict[str, Any], restart: bool, defaults: dict[str, Any]) -> None:
     path = f"{out}/{REQUEST}"
     if not g_pathmgr.exists(path):
         return
@@ -163,7 +163,7 @@ def _same_request(out: str, request: dict[str, Any], restart: bool) -> None:
     except ValueError:
         raise ValueError(f"{path} is damaged; rerun with --restart to start the search over") from None
     old.pop("preset", None)  # a preset is a way of writing the config, which is compared
-    shown = differing_keys(old, request)
+    shown = differing_keys(old, request, {"config": defaults})
     if shown:
         raise ValueError(
             f"{out} holds another search (differs in: {shown}); use a new --out, rerun with the "
@@ -196,7 +196,7 @@ def run_search(
         "train_days": list(train_days),
         "val_day": val_day,
     }
-    _same_request(out, request, restart)
+    _same_request(out, request, restart, config.defaults())
     done = f"{out}/search.json"
     if g_pathmgr.exists(done) and g_pathmgr.exists(f"{out}/arch.json") and not launch.dryrun:
         try:

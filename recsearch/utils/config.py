@@ -77,6 +77,19 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def defaults(self) -> dict[str, Any]:
+        """Every field's built-in default, as ``to_dict`` writes values (nested configs too)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.default is not dataclasses.MISSING:
+                value = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                value = f.default_factory()
+            else:
+                continue
+            out[f.name] = value.to_dict() if isinstance(value, Config) else value
+        return out
+
     def fail(self, message: str) -> None:
         """Raise the one-line error of a cross-field check (``Cls: message``)."""
         raise ValueError(f"{type(self).__name__}: {message}")
@@ -268,15 +281,20 @@ def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """The flattened keys whose values differ, as a short list for an error ("" if none).
+def differing_keys(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any] | None = None) -> str:
+    """The flattened keys whose values differ, as a short list for an error ("" if none). A key
+    that ``old`` lacks and ``new`` has at its value in ``defaults`` is not a difference: it is
+    a setting added since ``old`` was written, doing what the code did before it existed.
 
     Example:
         >>> differing_keys({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": 4})
         'b.c, d'
+        >>> differing_keys({"a": 1}, {"a": 1, "d": 4}, defaults={"d": 4})
+        ''
     """
-    a, b = flatten(old), flatten(new)
-    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    a, b, d = flatten(old), flatten(new), flatten(defaults or {})
+    added_at_default = {k for k in set(b) - set(a) if k in d and b[k] == d[k]}
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in added_at_default)
     return ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
 
 

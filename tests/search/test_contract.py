@@ -86,6 +86,19 @@ def test_a_finished_search_is_kept_and_another_request_is_refused(
     args = ["search", METHODS[0], "--data", str(shards), "--train-days", "0-1", "--val-day", "2"]
     r = run_recsearch(*args, "--out", str(out), "--preset", "tiny", timeout=120)
     assert "already complete" in r.stdout
+    # a request written before some settings existed: those at their defaults are no difference
+    path = out / "request.json"
+    request = json.loads(path.read_text())
+    config = load_config(get_method(METHODS[0]).config, None, [], "tiny", get_method(METHODS[0]).preset_kind)
+    defaults = config.defaults()
+    at_default = [k for k, v in request["config"].items() if k in defaults and defaults[k] == v]
+    assert at_default
+    path.write_text(
+        json.dumps({**request, "config": {k: v for k, v in request["config"].items() if k not in at_default}})
+    )
+    r = run_recsearch(*args, "--out", str(out), "--preset", "tiny", timeout=120)
+    assert "already complete" in r.stdout
+    path.write_text(json.dumps(request))
     r = run_recsearch(*args, "--out", str(out), "--preset", "tiny", "seed=3", "batch_size=64", check=False)
     assert r.returncode == 2
     assert "differs in: config.batch_size, config.seed" in r.stderr and "--restart" in r.stderr
