@@ -57,3 +57,41 @@ def test_profile_fit_latency_writes_the_model_and_prints_predicted_vs_measured(
     assert "crossnet" in text and "predicted" in text and "measured" in text
     model = LatencyModel.load(str(out))
     assert model.batch == 512 and model.graphs == 1 and "crossnet" in model.kinds
+
+
+def test_compare_times_a_run_again_only_when_its_arch_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """latency.json caches each run's times; a run retrained with another architecture (e.g.
+    after a preset change) is timed again, and another latency model only re-predicts."""
+    from types import SimpleNamespace
+
+    import recsearch.compare.latency as latency
+
+    timed: list[str] = []
+    monkeypatch.setattr(latency, "measured_graph_ms", lambda spec, *a, **k: timed.append(spec["name"]) or 1.0)
+    info = SimpleNamespace(
+        dense_names=["d0", "d1", "d2"], sparse_names=[f"c{i}" for i in range(5)], jagged_names=[]
+    )
+    runs = {}
+    for name in ("dlrm", "dcn_v2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "arch.json").write_text(json.dumps(create_arch(name, emb_dim=8)))
+        runs[f"{name}/0"] = str(tmp_path / name)
+    model = LatencyModel(
+        batch=64, threads=1, kinds={"mlp": [0.1, 1.0]}, overall=[0.2, 1.0], glue_ms=0.0, graphs=1
+    )
+    given = tmp_path / "model.json"
+    given.write_text(json.dumps(model.to_dict()))
+    first = latency.model_latencies(str(tmp_path), runs, info, str(given), progress=False)
+    assert sorted(timed) == ["dcn_v2", "dlrm"]
+    assert latency.model_latencies(str(tmp_path), runs, info, str(given), progress=False) == first
+    assert len(timed) == 2  # nothing timed again
+    (tmp_path / "dlrm" / "arch.json").write_text(json.dumps(create_arch("dlrm", emb_dim=16)))
+    latency.model_latencies(str(tmp_path), runs, info, str(given), progress=False)
+    assert timed[2:] == ["dlrm"]
+    doubled = LatencyModel(**{**model.__dict__, "scale": 2.0})
+    given.write_text(json.dumps(doubled.to_dict()))
+    again = latency.model_latencies(str(tmp_path), runs, info, str(given), progress=False)
+    assert len(timed) == 3  # re-predicted, not re-timed
+    assert again["dcn_v2/0"]["predicted_ms"] > first["dcn_v2/0"]["predicted_ms"]

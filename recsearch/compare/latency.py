@@ -3,7 +3,8 @@
 The prediction is the per-op latency model's (``profile/latency_model.py``): the one given
 as ``latency_model``, else one fitted on the zoo's graphs here, so found models are priced by
 a model that never saw them. The measurement times the same interaction graph (best of 10 at
-the model's batch). Both are kept in ``latency.json``, so a rerun reports without re-timing.
+the model's batch). Both are kept in ``latency.json``, so a rerun reports without re-timing
+unless a run's ``arch.json`` changed (timed again) or the latency model did (predicted again).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from iopath.common.file_io import g_pathmgr
 
 from recsearch.profile.latency_model import LatencyModel, measured_graph_ms, zoo_latency_model
-from recsearch.utils.fileio import read_json, write_json
+from recsearch.utils.fileio import file_sha256, read_json, write_json
 
 if TYPE_CHECKING:
     from recsearch.data.shards import ShardInfo
@@ -36,16 +37,20 @@ def model_latencies(
         model = LatencyModel.from_dict(saved["model"])
     else:
         model = zoo_latency_model(*shape, progress=progress)
+    new_model = saved["model"] != model.to_dict()  # e.g. another latency_model given on a rerun
     result: dict[str, dict[str, float]] = {}
     for key, run in runs.items():
-        if key not in saved["runs"]:
+        entry = saved["runs"].get(key, {})
+        digest = file_sha256(f"{run}/arch.json")  # a run retrained with another arch is timed again
+        if entry.get("arch") != digest or new_model:
             spec = read_json(f"{run}/arch.json")
             full = (*shape, int(spec["embedding"]["dim"]))
-            saved["runs"][key] = {
-                "predicted_ms": model.predict_ms(spec, full, names),
-                "measured_ms": measured_graph_ms(spec, full, model.batch, names=names),
-            }
-        result[key] = saved["runs"][key]
+            if entry.get("arch") != digest:
+                measured = measured_graph_ms(spec, full, model.batch, names=names)
+                entry = {"arch": digest, "measured_ms": measured}
+            entry["predicted_ms"] = model.predict_ms(spec, full, names)
+            saved["runs"][key] = entry
+        result[key] = {k: entry[k] for k in ("predicted_ms", "measured_ms")}
     write_json(path, {"model": model.to_dict(), "runs": saved["runs"]})
     return result
 
