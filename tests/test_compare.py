@@ -41,6 +41,10 @@ def test_compare_reports_every_model_over_seeds_and_a_rerun_resumes(tmp_path: Pa
     search = json.loads((out / "search" / "adass" / "seed_1" / "search.json").read_text())
     assert search["seed"] == 1 and search["val_day"] == 2 and search["train_days"] == [0, 1]
     assert record["per_seed"]["adass"]["1"]["search_seconds"] == search["wall_seconds"]
+    # the thread count is part of the recipe: recorded by every job and stated in the report
+    m = json.loads((out / "runs" / "lr" / "seed_0" / "metrics.json").read_text())
+    threads = {search["threads"], m["threads"]}
+    assert min(threads) >= 1 and record["threads"] == sorted(threads)
     # planted data: the Bayes limit is below every model's logloss
     assert all(record["bayes"]["logloss"] < s["logloss"] for s in record["summary"].values())
     assert record["stability"]["adass"]["seeds"] == 2
@@ -48,6 +52,7 @@ def test_compare_reports_every_model_over_seeds_and_a_rerun_resumes(tmp_path: Pa
     report = (out / "report.md").read_text()
     assert re.search(r"\| adass \| search \| 2 \| 0\.\d{4} ± 0\.\d{4} \|", report)
     assert "*Bayes limit*" in report and "## Targets" in report and "## Stability" in report
+    assert f"Jobs ran with {m['threads']} intra-op thread(s) each" in report
     assert "## Latency" in report and "found models: mean |predicted - measured|" in report
     assert "| model | kind | seeds | AUC | logloss | NE | rel. NE | MFLOPs/ex" in r.stdout
     for png in ("pareto_flops.png", "pareto_embedding.png"):

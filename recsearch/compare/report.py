@@ -59,12 +59,14 @@ def write_report(
     per_seed: dict[str, dict[int, dict[str, Any]]] = {}
     archs: dict[str, list[dict[str, Any]]] = {}
     kinds: dict[str, str] = {}
+    threads: set[int] = set()  # intra-op threads of the jobs: part of what reproduces a number
     for e in entries:
         kinds[e.model] = "search" if e.searched else "baseline"
         metrics = f"{run_dir(out, e.model, e.seed)}/metrics.json"
         if not g_pathmgr.exists(metrics):
             continue
         m = read_json(metrics)
+        records = [m]
         row = {k: m[k] for k in ("auc", "logloss", "ne", "flops", "dense_params", "embedding_params")}
         row.update(
             mflops=m["flops"] / 1e6,
@@ -73,8 +75,10 @@ def write_report(
         )
         if e.searched:
             d = search_dir(out, e.model, e.seed)
-            row["search_seconds"] = read_json(f"{d}/search.json")["wall_seconds"]
+            records.append(read_json(f"{d}/search.json"))
+            row["search_seconds"] = records[-1]["wall_seconds"]
             archs.setdefault(e.model, []).append(read_json(f"{d}/arch.json"))
+        threads.update(r["threads"] for r in records if "threads" in r)
         per_seed.setdefault(e.model, {})[e.seed] = row
     if info is not None:
         runs = {f"{n}/{seed}": run_dir(out, n, seed) for n, rows in per_seed.items() for seed in rows}
@@ -105,6 +109,7 @@ def write_report(
         "stability": stability,
         "random_controls": controls["methods"],
         "failed": failed,
+        "threads": sorted(threads),
         "plots": plots,
     }
     table = results_table(summary, kinds, bayes)
@@ -113,6 +118,7 @@ def write_report(
         "",
         f"Held-out day {eval_day}; seeds {config.seed_list}; search preset `{config.search_preset}`, "
         f"training recipe `{config.train_preset}` for every model. Cells are mean ± sample std over seeds.",
+        *_threads_line(threads),
         "",
         *table,
         "",
@@ -145,6 +151,16 @@ def write_report(
         print("\n".join(targets["lines"]))
         print(f"report: {out}/report.md; Pareto plots: {', '.join(plots)}")
     return record
+
+
+def _threads_line(threads: set[int]) -> list[str]:
+    """Jobs rerun with the same seeds and thread count give the same numbers; another thread
+    count sums floats in another order, which can tip a search to another architecture."""
+    if not threads:
+        return []
+    counts = ", ".join(str(t) for t in sorted(threads))
+    return [f"Jobs ran with {counts} intra-op thread(s) each (`--threads-per-job`): rerun with the same "
+            "count to reproduce these numbers."]  # fmt: skip
 
 
 def _mean_spread(rows: dict[int, dict[str, Any]]) -> dict[str, Any]:

@@ -220,9 +220,16 @@ def run_search(
     with output.phase("outputs"):
         record = write_outputs(m.name, m.summary, preset, request, config, result, output, info, val_day)
     record["wall_seconds"] = round(time.perf_counter() - started, 3)
+    record["threads"] = _threads()  # part of the recipe: another count sums floats in another order
     record["phases"] = {k: round(v, 3) for k, v in output.phases.items()}
     write_json(done, record)
     return record
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def write_outputs(

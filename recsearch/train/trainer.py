@@ -124,6 +124,7 @@ def train(
         **counts,
         samples_per_s=ran.samples_per_s or _previous_speed(run_dir),
         train_seconds=seconds,
+        threads=torch.get_num_threads(),  # another count can change the last digits (summation order)
         steps=ran.steps,
         world_size=env.world_size,
         train_days=train_days,
